@@ -1,0 +1,110 @@
+"""Config names -> layers, so that ``model.norm=batch`` or ``model.pool=lp`` is one switch.
+
+A registry maps a config name to a factory. Factories take the size information a layer needs:
+norms get ``(num_features, dims)`` where ``dims`` is 1 for (N, C) features and 2 for (N, C, H, W)
+maps; pools get ``(kernel_size)`` and act on (N, C, H, W) maps. Unknown names fail with one line
+that lists the valid choices (``nnlab.utils.errors.choice_error``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from nnlab.utils.errors import choice_error
+
+NormFactory = Callable[[int, int], nn.Module]
+PoolFactory = Callable[[int], nn.Module]
+
+NORMS: dict[str, NormFactory] = {}
+POOLS: dict[str, PoolFactory] = {}
+
+
+def register_norm(name: str) -> Callable[[NormFactory], NormFactory]:
+    def deco(fn: NormFactory) -> NormFactory:
+        NORMS[name] = fn
+        return fn
+
+    return deco
+
+
+def register_pool(name: str) -> Callable[[PoolFactory], PoolFactory]:
+    def deco(fn: PoolFactory) -> PoolFactory:
+        POOLS[name] = fn
+        return fn
+
+    return deco
+
+
+def check_norm(name: str) -> str:
+    if name not in NORMS:
+        raise choice_error("model.norm", name, NORMS)
+    return name
+
+
+def check_pool(name: str) -> str:
+    if name not in POOLS:
+        raise choice_error("model.pool", name, POOLS)
+    return name
+
+
+def make_norm(name: str, num_features: int, dims: int) -> nn.Module:
+    """A normalization layer for ``num_features`` channels of ``dims``-D features (1: (N, C); 2: maps)."""
+    return NORMS[check_norm(name)](num_features, dims)
+
+
+def make_pool(name: str, kernel_size: int = 2) -> nn.Module:
+    """A 2-D pooling layer with window and stride ``kernel_size``."""
+    return POOLS[check_pool(name)](kernel_size)
+
+
+# --- torch's layers. Hand-derived ones (nnlab.ops via nnlab.nn) register themselves the same way.
+
+
+@register_norm("none")
+def _none(num_features: int, dims: int) -> nn.Module:
+    return nn.Identity()
+
+
+@register_norm("torch_batch")
+def _torch_batch(num_features: int, dims: int) -> nn.Module:
+    return nn.BatchNorm1d(num_features) if dims == 1 else nn.BatchNorm2d(num_features)
+
+
+# Until the hand-derived batch norm lands, `batch` is torch's (same math, same defaults).
+NORMS["batch"] = _torch_batch
+
+
+@register_norm("layer")
+def _layer(num_features: int, dims: int) -> nn.Module:
+    # Over all of a sample's channels (and positions), as GroupNorm with one group does for maps;
+    # this keeps the layer independent of the spatial size.
+    return nn.LayerNorm(num_features) if dims == 1 else nn.GroupNorm(1, num_features)
+
+
+@register_norm("group")
+def _group(num_features: int, dims: int) -> nn.Module:
+    groups = next(g for g in (32, 16, 8, 4, 2, 1) if num_features % g == 0 and num_features // g >= 2)
+    return nn.GroupNorm(groups, num_features)
+
+
+@register_pool("torch_max")
+def _torch_max(k: int) -> nn.Module:
+    return nn.MaxPool2d(k)
+
+
+@register_pool("torch_avg")
+def _torch_avg(k: int) -> nn.Module:
+    return nn.AvgPool2d(k)
+
+
+@register_pool("torch_lp")
+def _torch_lp(k: int) -> nn.Module:
+    return nn.LPPool2d(2, k)
+
+
+# Until the hand-derived pools land, the plain names are torch's layers.
+POOLS["max"] = _torch_max
+POOLS["avg"] = _torch_avg
+POOLS["lp"] = _torch_lp
