@@ -16,9 +16,12 @@ from nnlab.utils.errors import choice_error
 
 NormFactory = Callable[[int, int], nn.Module]
 PoolFactory = Callable[[int], nn.Module]
+# (in_channels, out_channels, kernel_size, padding) -> conv layer with stride 1
+ConvFactory = Callable[[int, int, int, int], nn.Module]
 
 NORMS: dict[str, NormFactory] = {}
 POOLS: dict[str, PoolFactory] = {}
+CONVS: dict[str, ConvFactory] = {}
 
 
 def register_norm(name: str) -> Callable[[NormFactory], NormFactory]:
@@ -35,6 +38,25 @@ def register_pool(name: str) -> Callable[[PoolFactory], PoolFactory]:
         return fn
 
     return deco
+
+
+def register_conv(name: str) -> Callable[[ConvFactory], ConvFactory]:
+    def deco(fn: ConvFactory) -> ConvFactory:
+        CONVS[name] = fn
+        return fn
+
+    return deco
+
+
+def check_conv(name: str) -> str:
+    if name not in CONVS:
+        raise choice_error("model.conv", name, CONVS)
+    return name
+
+
+def make_conv(name: str, in_channels: int, out_channels: int, kernel_size: int, padding: int) -> nn.Module:
+    """A 2-D convolution (stride 1) from ``in_channels`` to ``out_channels``."""
+    return CONVS[check_conv(name)](in_channels, out_channels, kernel_size, padding)
 
 
 def check_norm(name: str) -> str:
@@ -102,6 +124,11 @@ def _torch_avg(k: int) -> nn.Module:
 @register_pool("torch_lp")
 def _torch_lp(k: int) -> nn.Module:
     return nn.LPPool2d(2, k)
+
+
+@register_conv("torch")
+def _torch_conv(cin: int, cout: int, k: int, padding: int) -> nn.Module:
+    return nn.Conv2d(cin, cout, k, padding=padding)
 
 
 # Until the hand-derived pools land, the plain names are torch's layers.
