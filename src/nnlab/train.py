@@ -35,6 +35,20 @@ class RunInfo(Callback):
         checkpoint[CHECKPOINT_KEY] = self.info
 
 
+class History(Callback):
+    """Per-epoch train/val metrics, kept in metrics.json so reports can draw learning curves without a logger."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for k, v in trainer.callback_metrics.items():
+            if k.startswith(("train/", "val/")) and v.numel() == 1:
+                row[k] = float(v)
+        self.rows.append(row)
+
+
 # ----------------------------------------------------------------------------- composition helpers
 
 
@@ -153,6 +167,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.get("seed"),
         "overrides": job_overrides(),
         "optimized_metric": cfg.get("optimized_metric"),
+        "optimize_mode": cfg.get("optimize_mode"),
         "choices": hydra_choices(),
     }
     loggers: list[Logger] = []
@@ -178,7 +193,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record["family"] = type(model).__name__
 
         callbacks = instantiate_callbacks(cfg.get("callbacks"))
-        callbacks.append(RunInfo(to_plain(cfg), model_kwargs, type(model).__name__))
+        history = History()
+        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history]
         loggers = instantiate_loggers(cfg.get("logger"), out_dir)
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         for lg in loggers:
@@ -195,8 +211,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             record.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
             record.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
             record.update(stage_metrics(trainer.validate(model, datamodule=datamodule, ckpt_path=best), "val/"))
+            record["history"] = history.rows
         if cfg.get("test", True):
             record.update(stage_metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best), "test/"))
+            if getattr(model, "confusion_matrix", None) is not None:
+                record["confusion_matrix"] = model.confusion_matrix
+                record["class_names"] = model_kwargs.get("class_names")
         record["best_ckpt"] = best
         record["status"] = "ok"
         failed = False

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from nnlab.nn.registry import check_conv, check_norm, check_pool
 
@@ -62,6 +62,9 @@ class ImageClassifier(L.LightningModule):
         self.train_metrics = classification_metrics(num_classes).clone(prefix="train/")
         self.val_metrics = classification_metrics(num_classes).clone(prefix="val/")
         self.test_metrics = classification_metrics(num_classes).clone(prefix="test/")
+        self.test_confmat = MulticlassConfusionMatrix(num_classes)
+        # rows: true class, columns: predicted; filled by the last test pass (train.py stores it in metrics.json)
+        self.confusion_matrix: list[list[int]] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -87,6 +90,11 @@ class ImageClassifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test", self.test_metrics)
+        self.test_confmat.update(self(batch[0]).argmax(-1), batch[1])
+
+    def on_test_epoch_end(self) -> None:
+        self.confusion_matrix = self.test_confmat.compute().tolist()
+        self.test_confmat.reset()
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
