@@ -46,5 +46,13 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# 2 norms x 3 pools x 2 seeds on digits (two jobs at a time), then the report: summary.md, plots, report.html
+ifndef SWEEP_DEMO_DIR
+SWEEP_DEMO_DIR := logs/sweep-demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+endif
+sweep-demo: install
+	$(PY) train.py experiment=sweep_demo hydra.sweep.dir=$(SWEEP_DEMO_DIR)
+	$(PY) scripts/report.py $(SWEEP_DEMO_DIR)
+
 clean:
 	rm -rf logs .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 
@@ -154,3 +155,20 @@ def test_hub_loader_converts_an_hf_image_dataset(tmp_path, monkeypatch) -> None:
     assert x_tr.shape == (12, 1, 5, 7) and x_te.shape == (6, 1, 5, 7)
     assert np.array_equal(x_tr[:, 0], expected)
     assert y_tr.tolist() == [i % 3 for i in range(12)] and names == ["a", "b", "c"]
+
+
+def test_nan_loss_stops_at_once_with_one_line(tmp_path) -> None:
+    from conftest import FAST
+    from nnlab.utils.errors import TrainingError
+
+    # lr=1e30 makes the weights blow up within a few steps; the first non-finite loss must stop the run.
+    cfg = compose_cfg(
+        overrides=[*FAST, "trainer.max_epochs=3", "model.optimizer.lr=1e30", "model.norm=none", "model.scheduler=null"],
+        output_dir=tmp_path,
+    )
+    with pytest.raises(TrainingError) as e:
+        run(cfg)
+    msg = str(e.value)
+    assert "\n" not in msg and "training loss is" in msg and "at step" in msg
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and "at step" in record["error"]

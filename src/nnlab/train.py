@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
@@ -183,6 +184,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             print_config_tree(cfg)
         if cfg.get("seed") is not None:
             L.seed_everything(cfg.seed, workers=True)
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg.threads))
 
         datamodule: L.LightningDataModule = build(cfg.data)
         datamodule.prepare_data()
