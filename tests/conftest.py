@@ -22,8 +22,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ["PROJECT_ROOT"] = str(ROOT)
+# The test models are tiny: one thread is as fast, and several spin-waiting OpenMP threads on a shared
+# 2-core machine are up to 20x slower. Subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
 
 import nnlab.utils.resolvers  # noqa: E402,F401
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 # Quick, quiet settings for runs in tests: no rich widgets, small data, no W&B unless a test asks.
 FAST = [
