@@ -52,7 +52,7 @@ def test_report_files_and_self_contained_html(tmp_path) -> None:
     out = write_report(make_sweep(tmp_path))
     assert (out["jobs"], out["failed"]) == (6, 1)
     md = (tmp_path / "summary.md").read_text()
-    assert "| lp | 2 | 1 | 0.9500 ± 0.0000" in md and "| avg | 2 | 0 | 0.8600 ± 0.0283" in md
+    assert "| lp | 2 | 1 | 0.9500 | 0.9400 |" in md and "| avg | 2 | 0 | 0.8600 ± 0.0283" in md
     assert (tmp_path / "summary.csv").read_text().count("\n") == 4
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["plot_confusion_best.png", "plot_learning_curves.png", "plot_val_acc_by_model_pool.png"]

@@ -23,6 +23,8 @@ import yaml
 from nnlab.utils.errors import DataError
 
 AGG_METRICS = ("val/acc", "test/acc", "test/f1", "val/ppl", "test/ppl", "val/loss", "test/loss", "wall_s")
+# shown in the tables besides the optimized metric (losses stay in summary.csv)
+SHOWN_METRICS = ("val/acc", "test/acc", "test/f1", "val/ppl", "test/ppl", "wall_s")
 MINIMIZED = ("loss", "ppl", "wall_s")
 
 
@@ -117,26 +119,35 @@ def summarize(jobs: list[Job], metric: str, mode: str) -> pd.DataFrame:
     col = f"{metric} mean"
     if col not in summary:
         summary[col] = math.nan
-    summary = summary.sort_values(col, ascending=mode == "min", na_position="last", kind="stable")
+    # ties on the metric (common for accuracy on small val sets) are broken by the validation loss
+    by, ascending = [col], [mode == "min"]
+    if col != "val/loss mean" and "val/loss mean" in summary:
+        by, ascending = by + ["val/loss mean"], ascending + [True]
+    summary = summary.sort_values(by, ascending=ascending, na_position="last", kind="stable")
     return summary.reset_index(drop=True)
 
 
-def _fmt(mean: float, std: float) -> str:
+def _fmt(mean: float, std: float, n: int = 2) -> str:
+    """``mean ± std``; a single run has no spread to show."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
-    if abs(mean) < 10:
-        return f"{mean:.4f} ± {std:.4f}"
-    return f"{mean:.2f} ± {std:.2f}"
+    digits = 4 if abs(mean) < 10 else 2
+    return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _shown(summary: pd.DataFrame, metric: str) -> list[str]:
+    present = [m for m in SHOWN_METRICS if f"{m} mean" in summary and summary[f"{m} mean"].notna().any()]
+    return [metric] + [m for m in present if m != metric]
 
 
 def summary_markdown(summary: pd.DataFrame, keys: list[str], metric: str) -> str:
-    metrics = [m for m in AGG_METRICS if f"{m} mean" in summary and summary[f"{m} mean"].notna().any()]
-    metrics = [metric] + [m for m in metrics if m != metric]
+    metrics = _shown(summary, metric)
     head = (keys or ["setting"]) + ["runs", "failed"] + [f"{m} (mean ± std)" for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in summary.iterrows():
         cells = [str(r.get(k, "")) for k in keys or ["setting"]] + [str(int(r["runs"])), str(int(r["failed"]))]
-        cells += [_fmt(r.get(f"{m} mean"), r.get(f"{m} std", 0.0)) for m in metrics]
+        ok = int(r["runs"]) - int(r["failed"])
+        cells += [_fmt(r.get(f"{m} mean"), r.get(f"{m} std", 0.0), ok) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -186,7 +197,8 @@ def plot_metric_by_value(jobs: list[Job], keys: list[str], metric: str, out: Pat
             pad = max(1e-3, (hi - lo) * 0.5)
             ax.set_ylim(max(0.0, lo - pad) if metric.endswith(("acc", "f1")) else lo - pad, hi + pad)
         if group_key:
-            ax.legend(fontsize=8, frameon=False, ncol=min(4, len(groups)))
+            ax.legend(fontsize=8, frameon=False, ncol=min(4, len(groups)), loc="upper center",
+                      bbox_to_anchor=(0.5, -0.18))  # fmt: skip
         ax.set_title(f"{metric} by {key} (mean ± std over seeds)")
         fig.tight_layout()
         path = out / f"plot_{metric.replace('/', '_')}_by_{key.replace('.', '_')}.png"
@@ -275,8 +287,7 @@ def plot_confusion(jobs: list[Job], metric: str, mode: str, out: Path) -> Path |
 def report_html(title: str, table_md: str, summary: pd.DataFrame, keys: list[str], metric: str,
                 failed: list[Job], images: list[Path]) -> str:  # fmt: skip
     """One self-contained page: the table and the plots inlined as data URIs, no network needed."""
-    metrics = [metric] + [m for m in AGG_METRICS if m != metric and f"{m} mean" in summary
-                          and summary[f"{m} mean"].notna().any()]  # fmt: skip
+    metrics = _shown(summary, metric)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in (keys or ["setting"]) + ["runs", "failed"] + metrics)
     body = []
     for i, (_, r) in enumerate(summary.iterrows()):
@@ -284,7 +295,8 @@ def report_html(title: str, table_md: str, summary: pd.DataFrame, keys: list[str
         cls = "failed" if r["failed"] == r["runs"] else cls
         cells = [html.escape(str(r.get(k, ""))) for k in keys or ["setting"]]
         cells += [str(int(r["runs"])), str(int(r["failed"]))]
-        cells += [html.escape(_fmt(r.get(f"{m} mean"), r.get(f"{m} std", 0.0))) for m in metrics]
+        ok = int(r["runs"]) - int(r["failed"])
+        cells += [html.escape(_fmt(r.get(f"{m} mean"), r.get(f"{m} std", 0.0), ok)) for m in metrics]
         body.append(f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     fails = "".join(
         f"<li><b>{html.escape(j.name)}</b> ({html.escape(' '.join(f'{k}={v}' for k, v in j.overrides.items()))}): "
