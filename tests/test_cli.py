@@ -150,3 +150,25 @@ def test_fashion_mnist_three_epochs_reaches_088(tmp_path) -> None:
     )  # fmt: skip
     assert r.rc == 0, r
     assert r.metrics["test/acc"] >= 0.88, r.metrics
+
+
+def test_submitit_local_runs_a_two_job_sweep(tmp_path) -> None:
+    r = run_cli("train.py", *DIGITS_SMALL, "hydra/launcher=local", "model.pool=max,lp", multirun=True, run_dir=tmp_path)
+    assert r.rc == 0, r
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*/metrics.json")]
+    assert len(records) == 2 and all(rec["status"] == "ok" for rec in records)
+    assert (tmp_path / ".submitit").is_dir()
+
+
+def test_slurm_launcher_composes_with_cluster_keys(tmp_path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4"]
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism) == ("gpu", 4, 16)
+    assert launcher.timeout_min == 240 and launcher.cpus_per_task == 8
