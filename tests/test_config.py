@@ -72,3 +72,20 @@ def test_default_is_convnet_batchnorm_maxpool_on_digits() -> None:
     assert cfg.data.name == "digits"
     assert cfg.model.net._target_.endswith("ConvNet")
     assert (cfg.model.norm, cfg.model.pool) == ("batch", "max")
+
+
+@pytest.mark.parametrize("spec", sorted((CONF / "wandb_sweep").glob("*.yaml")), ids=lambda p: p.stem)
+def test_wandb_sweep_specs_are_valid_hydra_overrides(spec, tmp_path) -> None:
+    """Every W&B sweep parameter must be an override train.py accepts (the agent passes key=value)."""
+    import yaml
+
+    s = yaml.safe_load(spec.read_text())
+    assert s["program"] == "train.py" and "${args_no_hyphens}" in s["command"]
+    assert s["metric"]["goal"] in ("maximize", "minimize")
+    overrides = []
+    for key, p in s["parameters"].items():
+        value = p["value"] if "value" in p else p["values"][0] if "values" in p else p["min"]
+        overrides.append(f"{key}={value}")
+    cfg = compose_cfg(overrides=overrides, output_dir=tmp_path)
+    OmegaConf.resolve(cfg)
+    build(cfg.model, num_classes=10, input_shape=[1, 28, 28])
