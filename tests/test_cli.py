@@ -172,3 +172,19 @@ def test_slurm_launcher_composes_with_cluster_keys(tmp_path) -> None:
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.array_parallelism) == ("gpu", 4, 16)
     assert launcher.timeout_min == 240 and launcher.cpus_per_task == 8
+
+
+def test_interrupted_optuna_search_resumes_from_its_sqlite_storage(tmp_path) -> None:
+    import optuna
+
+    args = [*DIGITS_SMALL, "hparams_search=image_optuna", "hydra.sweeper.sampler.n_startup_trials=2"]
+    first = run_cli("train.py", *args, "hydra.sweeper.n_trials=2", multirun=True, run_dir=tmp_path)
+    assert first.rc == 0, first
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.load_study(study_name="image", storage=storage)
+    study.ask()  # a trial that was running when the search was killed
+    second = run_cli("train.py", *args, "hydra.sweeper.n_trials=3", multirun=True, run_dir=tmp_path)
+    assert second.rc == 0, second
+    states = [t.state.name for t in optuna.load_study(study_name="image", storage=storage).trials]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1, states
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
