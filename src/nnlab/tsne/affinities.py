@@ -1,0 +1,133 @@
+"""High-dimensional affinities P: Gaussian conditionals calibrated to a perplexity, then symmetrised.
+
+See docs/derivations-tsne.md, section 4.1. Everything here runs in float64 (entropies are differences of
+logarithms of numbers that can be tiny) on row blocks, so memory stays bounded by ``block_bytes`` apart
+from the dense n x n result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_BLOCK_BYTES = 64 * 2**20
+
+
+def _row_block(n: int, itemsize: int = 8, block_bytes: int = _BLOCK_BYTES) -> int:
+    return max(1, min(n, block_bytes // max(1, n * itemsize)))
+
+
+def squared_distances(X: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
+    """Pairwise distances used by the Gaussian kernel: ``||x_i - x_j||^2`` for ``euclidean`` and
+    ``sqeuclidean`` (scikit-learn squares euclidean distances too), ``X`` itself for ``precomputed``."""
+    if metric == "precomputed":
+        return X
+    Xc = X - X.mean(0)  # centring does not change distances but reduces cancellation in the expansion below
+    sq = (Xc * Xc).sum(1)
+    D = torch.addmm(sq[:, None] + sq[None, :], Xc, Xc.T, alpha=-2.0)
+    D.clamp_(min=0.0).fill_diagonal_(0.0)
+    return D
+
+
+def _off_diagonal(D: torch.Tensor, start: int) -> torch.Tensor:
+    """Rows ``start..start+b`` of the n x n matrix ``D`` (given as the b x n block) without their diagonal
+    entry, as a b x (n - 1) matrix: a point is not its own neighbour."""
+    b, n = D.shape
+    keep = torch.ones(b, n, dtype=torch.bool, device=D.device)
+    keep[torch.arange(b, device=D.device), torch.arange(start, start + b, device=D.device)] = False
+    return D[keep].view(b, n - 1)
+
+
+def _entropy_and_slope(
+    D: torch.Tensor, D2: torch.Tensor, beta: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For ``p_j ∝ exp(-beta d_j)`` per row: ``H = log Σ_j exp(-beta d_j) + beta E[d]`` and
+    ``dH/dlog(beta) = -beta^2 Var[d]``; also returns the unnormalised weights.
+
+    ``D`` holds the off-diagonal distances shifted by the row minimum (the largest exponent is 0, so nothing
+    overflows) and ``D2 = D**2``. Moments come from dot products, so the only n-sized temporary is ``e``."""
+    e = torch.mul(D, -beta[:, None]).exp_()
+    s = e.sum(1)
+    mean = torch.linalg.vecdot(e, D) / s
+    var = (torch.linalg.vecdot(e, D2) / s - mean * mean).clamp_(min=0.0)
+    return torch.log(s) + beta * mean, -(beta * beta) * var, e
+
+
+def conditional_probabilities(
+    D: torch.Tensor, perplexity: float, tol: float = 1e-5, max_iter: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-stochastic ``P[i, j] = p_{j|i} = exp(-beta_i D_ij) / Σ_{k≠i} exp(-beta_i D_ik)`` (``P[i, i] = 0``)
+    with each beta_i (= 1 / 2σ_i²) chosen so that the row entropy ``H(P_i)`` equals ``log(perplexity)``
+    (nats) within ``tol``; ``D`` holds squared distances.
+
+    All points are solved at once: a safeguarded Newton iteration on ``t = log beta`` (H is monotone in t and
+    ``dH/dt = -beta^2 Var[d]``), bisecting the bracket whenever a Newton step would leave it. It starts
+    from ``beta_i = 1 / (d_(k) - d_(1))`` with k = perplexity (a Gaussian of that width covers about k
+    neighbours) and converges in a few vectorised steps where plain bisection needs ~50 (steps are capped
+    at a factor e^2 in beta so that the saturated tails, where dH -> 0, do not throw it far off). Returns
+    ``(P, beta)`` with beta for the unshifted distances (shifting a row does not change its p).
+    """
+    n = D.shape[0]
+    target = math.log(perplexity)
+    P = torch.zeros(n, n, dtype=torch.float64, device=D.device)
+    betas = torch.empty(n, dtype=torch.float64, device=D.device)
+    step = _row_block(n, itemsize=8 * 3)
+    k = min(n - 1, max(2, int(round(perplexity))))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        Db = _off_diagonal(D[start:stop].to(torch.float64), start)
+        Db -= Db.min(1, keepdim=True).values
+        D2 = Db * Db
+        width = torch.kthvalue(Db, k, dim=1).values
+        width = torch.where(width > 0, width, Db.mean(1)).clamp_min(torch.finfo(torch.float64).tiny)
+        t = -torch.log(width)
+        lo = torch.full_like(t, -math.inf)
+        hi = torch.full_like(t, math.inf)
+        active = torch.arange(stop - start, device=D.device)
+        Pb = torch.empty_like(Db)
+        for it in range(max_iter + 1):
+            H, dH, e = _entropy_and_slope(Db[active], D2[active], torch.exp(t[active]))
+            err = H - target
+            done = (err.abs() < tol) | (it == max_iter)  # at max_iter keep the last iterate rather than fail
+            Pb[active[done]] = e[done] / e[done].sum(1, keepdim=True)
+            keep = ~done
+            active, err, dH = active[keep], err[keep], dH[keep]
+            if active.numel() == 0:
+                break
+            ta = t[active]
+            # entropy too high -> distribution too flat -> beta (t) must grow
+            lo[active] = torch.where(err > 0, ta, lo[active])
+            hi[active] = torch.where(err > 0, hi[active], ta)
+            # Newton step in log beta, at most a factor e^2 at a time: where H saturates dH -> 0
+            newton = ta - (err / dH).clamp(-2.0, 2.0)
+            mid = torch.where(
+                torch.isfinite(lo[active]) & torch.isfinite(hi[active]),
+                (lo[active] + hi[active]) / 2,
+                torch.where(err > 0, ta + 1.0, ta - 1.0),
+            )
+            ok = torch.isfinite(newton) & (newton > lo[active]) & (newton < hi[active])
+            t[active] = torch.where(ok, newton, mid)
+        rows = torch.arange(stop - start, device=D.device)
+        keep = torch.ones(stop - start, n, dtype=torch.bool, device=D.device)
+        keep[rows, rows + start] = False
+        P[start:stop][keep] = Pb.flatten()
+        betas[start:stop] = torch.exp(t)
+    return P, betas
+
+
+def row_entropies(P: torch.Tensor) -> torch.Tensor:
+    """``H(P_i) = -Σ_j p_{j|i} log p_{j|i}`` in nats, with 0 log 0 = 0."""
+    return -torch.special.xlogy(P, P).sum(1)
+
+
+def joint_probabilities(
+    X: torch.Tensor, perplexity: float, metric: str = "euclidean", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Symmetric joint affinities ``p_ij = (p_{j|i} + p_{i|j}) / 2n`` (they sum to 1, p_ii = 0)."""
+    D = squared_distances(X.to(torch.float64), metric)
+    P, _ = conditional_probabilities(D, perplexity)
+    del D
+    n = P.shape[0]
+    P = (P + P.T) / (2 * n)
+    return P.to(dtype)
