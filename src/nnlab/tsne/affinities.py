@@ -127,5 +127,5 @@ def joint_probabilities(
     P, _ = conditional_probabilities(D, perplexity)
     del D
     n = P.shape[0]
-    P = (P + P.T) / (2 * n)
-    return P.to(dtype)
+    P = P.to(dtype)  # symmetrise in the target precision: half the memory traffic for float32
+    return (P + P.T).mul_(1.0 / (2 * n))
