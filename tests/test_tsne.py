@@ -178,7 +178,7 @@ def test_torch_path_matches_kernel_path(monkeypatch: pytest.MonkeyPatch) -> None
     # few iterations: the early-exaggeration dynamics are chaotic (a 1e-12 change of the initial
     # embedding moves points by O(1) after 60 iterations), so only short runs can be compared
     X, labels = _blobs(200, centers=4)
-    kw = dict(method="exact", random_state=0, max_iter=20, dtype=torch.float64)
+    kw = dict(method="exact", random_state=0, max_iter=20, dtype="float64")
     a = TSNE(**kw).fit(X)
     monkeypatch.setattr(_ckernel, "_lib", None)  # load() now returns None -> torch path
     b = TSNE(**kw).fit(X)
@@ -235,6 +235,8 @@ def test_auto_threshold_is_a_sane_size() -> None:
         (np.ones(5), {}, DataError, "2-D"),
         (np.ones((10, 2)), {"method": "fast"}, ConfigError, "method='fast'"),
         (np.ones((10, 2)), {"metric": "cosine", "perplexity": 3}, ConfigError, "metric='cosine'"),
+        (np.ones((10, 2)), {"dtype": "float16", "perplexity": 3}, ConfigError, "dtype='float16'"),
+        (np.ones((10, 2)), {"max_iter": 0, "perplexity": 3}, ConfigError, "max_iter=0"),
     ],
 )
 def test_bad_input_fails_with_one_clear_line(X, kwargs, err, words) -> None:

@@ -69,8 +69,14 @@ class TSNE:
     ``method="opentsne"`` delegates to openTSNE (FFT-interpolated gradients, kNN affinities);
     ``method="auto"`` picks exact for ``n <= AUTO_EXACT_MAX_N`` and openTSNE above.
 
+    Keyword-only extras: ``dtype`` of the optimisation (``float32`` default, or ``float64``; affinities are
+    always calibrated in float64), ``n_jobs`` (openTSNE's threads), ``n_iter_without_progress``,
+    ``min_grad_norm``, ``verbose``.
+
     After ``fit``: ``embedding_`` (n, n_components) float32 array, ``kl_divergence_`` (KL(P||Q) of the final
-    embedding), ``n_iter_``, ``learning_rate_``, ``method_`` (the method actually run).
+    embedding; for openTSNE the KL it reports against its own sparse P), ``n_iter_``, ``learning_rate_``,
+    ``method_`` (the method actually run), ``fit_time_`` (s), and for exact fits ``kl_history_``: (iteration,
+    KL) every 50 iterations, the true KL, also during exaggeration.
     """
 
     def __init__(
@@ -88,7 +94,7 @@ class TSNE:
         *,
         n_iter_without_progress: int = 300,
         min_grad_norm: float = 1e-7,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | str = torch.float32,
         n_jobs: int = 2,
         verbose: bool = False,
     ) -> None:
@@ -137,10 +143,10 @@ class TSNE:
                 raise ConfigError("init='pca' cannot be used with metric='precomputed'; use init='random'")
         if not (isinstance(self.n_components, int) and self.n_components >= 1):
             raise ConfigError(f"n_components={self.n_components!r} must be a positive integer")
-        if not (self.max_iter >= _EXPLORATION_ITER + 1 or self.method == "exact"):
-            raise ConfigError(
-                f"max_iter={self.max_iter} must exceed the {_EXPLORATION_ITER} exaggeration iterations"
-            )
+        if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
+            raise ConfigError(f"max_iter={self.max_iter!r} must be a positive integer")
+        if self._dtype() not in (torch.float32, torch.float64):
+            raise choice_error("dtype", self.dtype, ["float32", "float64"])
         if isinstance(self.learning_rate, str) and self.learning_rate != "auto":
             raise choice_error("learning_rate", self.learning_rate, ["auto"])
         if self.early_exaggeration < 1:
@@ -150,6 +156,11 @@ class TSNE:
         if self.method == "auto":
             return "exact" if n <= AUTO_EXACT_MAX_N else "opentsne"
         return self.method
+
+    def _dtype(self) -> torch.dtype | None:
+        if isinstance(self.dtype, torch.dtype):
+            return self.dtype
+        return {"float32": torch.float32, "float64": torch.float64}.get(str(self.dtype))
 
     def _device(self) -> torch.device:
         if self.device is not None:
@@ -197,7 +208,7 @@ class TSNE:
         return Y0.clone()
 
     def _fit_exact(self, X: torch.Tensor) -> None:
-        device, dtype = self._device(), self.dtype
+        device, dtype = self._device(), self._dtype()
         gen = torch.Generator().manual_seed(
             self.random_state if self.random_state is not None else int(torch.randint(0, 2**31 - 1, (1,)))
         )
