@@ -27,8 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from nnlab.data import load_image_arrays  # noqa: E402
 from nnlab.tsne import TSNE, joint_probabilities, kl_gradient, knn_accuracy, trustworthiness  # noqa: E402
-from nnlab.utils.idx import balanced_subset, load_fashion_mnist  # noqa: E402
+from nnlab.utils.subsets import balanced_subset  # noqa: E402
 
 PERPLEXITY = 30.0
 
@@ -42,7 +43,8 @@ def load_dataset(name: str, n: int | None = None, seed: int = 0) -> tuple[np.nda
     if name.startswith("fashion"):
         from sklearn.decomposition import PCA
 
-        images, labels = load_fashion_mnist("train")
+        # local IDX files ($DATA_DIR/fashion_mnist or the Debian package), as ImageDataModule finds them
+        images, labels, _, _, _ = load_image_arrays("fashion_mnist", os.environ.get("DATA_DIR", "data"))
         idx = balanced_subset(labels, n or 5000, seed=seed)
         X = images[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
         return PCA(n_components=50, random_state=seed).fit_transform(X), labels[idx]
@@ -82,9 +84,7 @@ def exact_kl(P: torch.Tensor, Y: np.ndarray) -> float:
     return float(kl)
 
 
-def plot(
-    dataset: str, results: list[dict], embeddings: dict[str, np.ndarray], labels: np.ndarray, path: Path
-):
+def plot(dataset: str, results: list[dict], embeddings: dict[str, np.ndarray], labels: np.ndarray, path: Path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,9 +96,7 @@ def plot(
         Y = embeddings[m]
         r = next(r for r in results if r["method"] == m)
         ax.scatter(Y[:, 0], Y[:, 1], c=labels, cmap="tab10", s=2, linewidths=0, rasterized=True)
-        ax.set_title(
-            f"{m}\n{r['wall_s']:.1f} s, KL {r['kl_exact_p']:.3f}, T {r['trustworthiness']:.3f}", fontsize=9
-        )
+        ax.set_title(f"{m}\n{r['wall_s']:.1f} s, KL {r['kl_exact_p']:.3f}, T {r['trustworthiness']:.4f}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"t-SNE of {dataset} (n={len(labels)}, perplexity {PERPLEXITY:g})", fontsize=11)
@@ -183,12 +181,8 @@ def main() -> None:
     ap.add_argument("--n-fashion", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=1, help="repeats of the fast methods (ours, openTSNE)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--sklearn-exact-everywhere", action="store_true", help="also run sklearn exact on Fashion"
-    )
-    ap.add_argument(
-        "--crossover", nargs="+", type=int, help="sizes n: time exact vs openTSNE on Fashion-MNIST"
-    )
+    ap.add_argument("--sklearn-exact-everywhere", action="store_true", help="also run sklearn exact on Fashion")
+    ap.add_argument("--crossover", nargs="+", type=int, help="sizes n: time exact vs openTSNE on Fashion-MNIST")
     ap.add_argument("--out-dir", default=".")
     args = ap.parse_args()
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Look at what a model learned: t-SNE of a dataset's raw inputs or of a checkpoint's learned representation.
 
-    python scripts/tsne.py --data digits                             # raw inputs (digits, fashion_mnist)
+    python scripts/tsne.py --data fashion_mnist                  # raw inputs of an image dataset
     python scripts/tsne.py --ckpt logs/train/.../checkpoints/best.ckpt   # any family's checkpoint
     python scripts/tsne.py --ckpt lm.ckpt --top-words 300 --words king queen man woman \\
         --corpus ../shared/data/ptb/ptb.train.txt
@@ -17,6 +17,7 @@ it is also logged as the image ``tsne/<name>``. Errors are one line (exit 2).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from nnlab.tsne import TSNE  # noqa: E402
-from nnlab.utils.errors import CheckpointError, ConfigError, DataError, NnlabError  # noqa: E402
+from nnlab.utils.errors import CheckpointError, DataError, NnlabError  # noqa: E402
 
 
 @dataclass
@@ -47,21 +48,16 @@ class Points:
 
 
 # ----------------------------------------------------------------------------------------------- raw inputs
-def raw_points(name: str, n: int, seed: int = 0) -> Points:
-    if name == "digits":
-        from sklearn.datasets import load_digits
+def raw_points(name: str, n: int, seed: int = 0, data_dir: str | None = None) -> Points:
+    """A class-balanced sample of the test split of an image dataset (``nnlab.data`` loaders), pixels in [0, 1]."""
+    from nnlab.data import load_image_arrays
+    from nnlab.utils.subsets import balanced_subset
 
-        X, y = load_digits(return_X_y=True)
-        idx = np.random.default_rng(seed).permutation(len(X))[:n]
-        return Points(X[idx] / 16.0, f"digits raw pixels (n={len(idx)})", y[idx], [str(i) for i in range(10)])
-    if name in ("fashion_mnist", "fashion"):
-        from nnlab.utils.idx import FASHION_MNIST_CLASSES, balanced_subset, load_fashion_mnist
-
-        images, labels = load_fashion_mnist("test")
-        idx = balanced_subset(labels, min(n, len(labels)), seed=seed)
-        X = images[idx].reshape(len(idx), -1) / 255.0
-        return Points(X, f"Fashion-MNIST raw pixels (n={len(idx)})", labels[idx], FASHION_MNIST_CLASSES)
-    raise ConfigError(f"--data={name!r} is not a known raw dataset; choose digits or fashion_mnist")
+    _, _, x, y, names = load_image_arrays(name, data_dir or os.environ.get("DATA_DIR", "data"))
+    idx = balanced_subset(y, min(n, len(y)), seed=seed)
+    X = x[idx].reshape(len(idx), -1).astype(np.float64)
+    X /= max(float(X.max()), 1e-12)  # 0..255 (or 0..16 for digits) -> 0..1; t-SNE only sees ratios anyway
+    return Points(X, f"{name} raw pixels (test split, n={len(idx)})", y[idx], list(names))
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
@@ -78,30 +74,13 @@ def register(modality: str) -> Callable[[Extractor], Extractor]:
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the model of an nnlab checkpoint: ``instantiate(config.model, **model_kwargs)`` + weights."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a checkpoints/best.ckpt of a run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, pickled objects, not a torch file
-        raise CheckpointError(
-            f"{path} is not a loadable nnlab checkpoint ({type(err).__name__}: {err})"
-        ) from None
-    meta = ckpt.get("nnlab") if isinstance(ckpt, dict) else None
-    if not meta or "config" not in meta or "model_kwargs" not in meta:
-        raise CheckpointError(
-            f"{path} has no 'nnlab' metadata (config, model_kwargs); was it written by train.py?"
-        )
-    from hydra.utils import instantiate
+    """The model of an nnlab checkpoint (rebuilt from its stored config, weights loaded, eval mode) and its
+    ``checkpoint["nnlab"]`` metadata (config, model_kwargs, family)."""
+    from nnlab.utils.checkpoint import CHECKPOINT_KEY, model_from_checkpoint
+    from nnlab.utils.checkpoint import load_checkpoint as _load
 
-    model = instantiate(meta["config"]["model"], **meta["model_kwargs"])
-    state = ckpt.get("state_dict", {})
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing:
-        raise CheckpointError(f"{path}: weights missing for {len(missing)} parameters, e.g. {missing[0]}")
-    model.eval()
-    return model, meta
+    ckpt = _load(path)
+    return model_from_checkpoint(ckpt), ckpt[CHECKPOINT_KEY]
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:
@@ -126,12 +105,12 @@ def _split_batch(batch) -> tuple[tuple, torch.Tensor]:
 
 def head_inputs(model: nn.Module, meta: dict, args: argparse.Namespace) -> Points:
     """Penultimate representation: the input of the last nn.Linear, for up to ``args.n`` test examples."""
-    from hydra.utils import instantiate
+    from nnlab.utils.run import build
 
     data_cfg = dict(meta["config"]["data"])
     if args.data_dir and "data_dir" in data_cfg:
         data_cfg["data_dir"] = args.data_dir
-    dm = instantiate(data_cfg)
+    dm = build(data_cfg)
     dm.prepare_data()
     dm.setup("test")
     loader = dm.test_dataloader()
@@ -169,9 +148,7 @@ def _itos(vocab) -> list[str]:
         return words
     if isinstance(vocab, list | tuple):
         return [str(w) for w in vocab]
-    raise CheckpointError(
-        f"model_kwargs['vocab'] must be a list of words or a word->index dict, got {type(vocab)}"
-    )
+    raise CheckpointError(f"model_kwargs['vocab'] must be a list of words or a word->index dict, got {type(vocab)}")
 
 
 @register("tokens")
@@ -267,10 +244,10 @@ def log_to_wandb(path: Path, key: str, caption: str, start: bool = False) -> boo
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="raw inputs of a dataset: digits or fashion_mnist")
+    src.add_argument("--data", help="raw inputs of an image dataset: digits, fashion_mnist, mnist, cifar10")
     src.add_argument("--ckpt", help="an nnlab checkpoint (any family)")
     ap.add_argument("--n", type=int, default=3000, help="points to embed (images/sentences)")
-    ap.add_argument("--data-dir", help="override the checkpoint's data_dir (data moved since training)")
+    ap.add_argument("--data-dir", help="datasets root (default $DATA_DIR); overrides a checkpoint's data_dir")
     ap.add_argument("--top-words", type=int, default=500, help="LM: the N most frequent words")
     ap.add_argument("--words", nargs="*", default=[], help="LM: words to add and annotate")
     ap.add_argument("--annotate", type=int, default=60, help="LM: annotate this many of the most frequent")
@@ -288,7 +265,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
 
     if args.data:
-        points, name = raw_points(args.data, args.n, args.seed), args.data
+        points, name = raw_points(args.data, args.n, args.seed, args.data_dir), args.data
     else:
         points, name = (
             checkpoint_points(args.ckpt, args),
