@@ -13,10 +13,11 @@ from nnlab.tsne.affinities import joint_probabilities
 from nnlab.tsne.gradient import entropy_term, kl_gradient
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
-# Largest n for which method="auto" runs the exact algorithm. Measured with
-# `python scripts/bench_tsne.py --crossover` on 2 shared CPU cores: the exact fit is faster than openTSNE
-# (n_jobs=2) up to about this size, and its dense P (4 n^2 bytes) is still only ~400 MB here.
-AUTO_EXACT_MAX_N = 10_000
+# Largest n for which method="auto" runs the exact algorithm. Measured with `scripts/bench_tsne.py --crossover`
+# on Fashion-MNIST (PCA 50) on the 2 shared CPU cores: exact / openTSNE (n_jobs=2) wall time = 0.37 at
+# n = 5,000 and 1.95 at n = 10,000, so they cross near n ≈ 7,600 (log-log interpolation). Exact is also the
+# one that needs dense n x n memory (P in float32 plus float64 calibration blocks: ~1 GB at this size).
+AUTO_EXACT_MAX_N = 7_500
 
 _METHODS = ("exact", "opentsne", "auto")
 _METRICS = ("euclidean", "sqeuclidean", "precomputed")
