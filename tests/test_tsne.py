@@ -139,9 +139,7 @@ def test_joint_probabilities_symmetric_and_normalised() -> None:
 
 # --------------------------------------------------------------------------- optimisation
 def _blobs(n: int = 600, centers: int = 6, seed: int = 0):
-    return make_blobs(
-        n, n_features=20, centers=centers, cluster_std=1.0, center_box=(-20, 20), random_state=seed
-    )
+    return make_blobs(n, n_features=20, centers=centers, cluster_std=1.0, center_box=(-20, 20), random_state=seed)
 
 
 def test_kl_decreases_over_iterations() -> None:

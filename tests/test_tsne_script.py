@@ -35,9 +35,7 @@ class TinyImageNet(nn.Module):
         super().__init__()
         c = input_shape[0]
         self.features = nn.Sequential(nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(width * 4, 16), nn.ReLU(), nn.Linear(16, num_classes)
-        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(width * 4, 16), nn.ReLU(), nn.Linear(16, num_classes))
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -46,9 +44,7 @@ class TinyImageNet(nn.Module):
 class TinyTextNet(nn.Module):
     modality = "text"
 
-    def __init__(
-        self, vocab: list[str], num_classes: int, class_names: list[str], pad_index: int, dim: int = 8
-    ):
+    def __init__(self, vocab: list[str], num_classes: int, class_names: list[str], pad_index: int, dim: int = 8):
         super().__init__()
         self.emb = nn.Embedding(len(vocab), dim, padding_idx=pad_index)
         self.out = nn.Linear(dim, num_classes)
@@ -110,34 +106,26 @@ def _save(tmp_path: Path, model: nn.Module, target: str, data_target: str | None
 
 
 def test_raw_digits_plot(tmp_path: Path) -> None:
-    out = tsne_script.main(
-        ["--data", "digits", "--n", "150", "--max-iter", "300", "--out", str(tmp_path / "d.png")]
-    )
+    out = tsne_script.main(["--data", "digits", "--n", "150", "--max-iter", "300", "--out", str(tmp_path / "d.png")])
     assert out.stat().st_size > 10_000
 
 
 def test_image_checkpoint_penultimate_features(tmp_path: Path) -> None:
     torch.manual_seed(0)
     kwargs = {"num_classes": N_CLASSES, "input_shape": [1, 6, 6], "class_names": ["a", "b", "c"]}
-    path = _save(
-        tmp_path, TinyImageNet(**kwargs), "TinyImageNet", "TinyImageData", kwargs, "image_classifier"
-    )
+    path = _save(tmp_path, TinyImageNet(**kwargs), "TinyImageNet", "TinyImageData", kwargs, "image_classifier")
     args = tsne_script.build_parser().parse_args(["--ckpt", str(path), "--n", "60"])
     pts = tsne_script.checkpoint_points(str(path), args)
     assert pts.X.shape == (60, 16)  # the input of the last Linear, not the logits
     assert pts.labels.tolist() == (np.arange(60) % N_CLASSES).tolist() and pts.class_names == ["a", "b", "c"]
-    out = tsne_script.main(
-        ["--ckpt", str(path), "--n", "60", "--max-iter", "300", "--out", str(tmp_path / "i.png")]
-    )
+    out = tsne_script.main(["--ckpt", str(path), "--n", "60", "--max-iter", "300", "--out", str(tmp_path / "i.png")])
     assert out.stat().st_size > 10_000
 
 
 def test_text_checkpoint_sentence_vectors(tmp_path: Path) -> None:
     vocab = ["<pad>"] + [f"w{i}" for i in range(15)]
     kwargs = {"vocab": vocab, "num_classes": N_CLASSES, "class_names": ["neg", "neu", "pos"], "pad_index": 0}
-    path = _save(
-        tmp_path, TinyTextNet(**kwargs), "TinyTextNet", "TinyTextData", kwargs, "sentence_classifier"
-    )
+    path = _save(tmp_path, TinyTextNet(**kwargs), "TinyTextNet", "TinyTextData", kwargs, "sentence_classifier")
     args = tsne_script.build_parser().parse_args(["--ckpt", str(path), "--n", "90"])
     pts = tsne_script.checkpoint_points(str(path), args)
     assert pts.X.shape == (90, 8) and "sentence vectors" in pts.title

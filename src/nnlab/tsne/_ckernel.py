@@ -62,9 +62,7 @@ def _compile(cc: str, out: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        subprocess.run(
-            [cc, *_FLAGS, str(_SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True, timeout=120
-        )
+        subprocess.run([cc, *_FLAGS, str(_SOURCE), "-o", tmp, "-lm"], check=True, capture_output=True, timeout=120)
         os.replace(tmp, out)  # atomic: concurrent processes never load a half-written library
     finally:
         if os.path.exists(tmp):
@@ -92,9 +90,7 @@ def load() -> ctypes.CDLL | None:
                 _compile(cc, path)
             lib = ctypes.CDLL(str(path))
         except (OSError, subprocess.SubprocessError) as err:
-            warnings.warn(
-                f"nnlab.tsne: fused CPU kernel unavailable ({err}); using the torch path", stacklevel=2
-            )
+            warnings.warn(f"nnlab.tsne: fused CPU kernel unavailable ({err}); using the torch path", stacklevel=2)
             return None
         for name in ("tsne_rows_f32", "tsne_rows_f64"):
             fn = getattr(lib, name)
@@ -120,10 +116,7 @@ def rows(P: torch.Tensor, Yt: torch.Tensor, with_kl: bool) -> torch.Tensor:
     if _pool is None or _pool._max_workers < threads:
         _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nnlab-tsne")
     bounds = [n * t // threads for t in range(threads + 1)]
-    futures = [
-        _pool.submit(fn, *args, bounds[t], bounds[t + 1], int(with_kl), out.data_ptr())
-        for t in range(threads)
-    ]
+    futures = [_pool.submit(fn, *args, bounds[t], bounds[t + 1], int(with_kl), out.data_ptr()) for t in range(threads)]
     for f in futures:
         f.result()
     return out

@@ -33,9 +33,7 @@ def _as_tensor(X: Any) -> torch.Tensor:
             t = torch.as_tensor(np.asarray(X))
         except (TypeError, ValueError) as err:
             raise DataError(f"t-SNE input must be a numeric (n_samples, n_features) array: {err}") from None
-    if not (
-        t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
-    ):
+    if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
         raise DataError(f"t-SNE input must be numeric, got dtype {t.dtype}")
     return t.to(torch.float64)
 
@@ -129,9 +127,7 @@ class TSNE:
         bad = torch.nonzero(~torch.isfinite(X).all(1)).flatten()
         if bad.numel():
             rows = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.numel() > 5 else "")
-            raise DataError(
-                f"t-SNE input has {bad.numel()} row(s) with NaN or inf (rows {rows}); drop or impute them"
-            )
+            raise DataError(f"t-SNE input has {bad.numel()} row(s) with NaN or inf (rows {rows}); drop or impute them")
         if not 0 < self.perplexity < n:
             raise ConfigError(
                 f"perplexity={self.perplexity} must be in (0, n_samples={n}); use a smaller perplexity "
@@ -175,9 +171,7 @@ class TSNE:
         n = Xt.shape[0]
         self.method_ = self._resolve_method(n)
         self.learning_rate_ = (
-            max(n / self.early_exaggeration / 4, 50.0)
-            if self.learning_rate == "auto"
-            else float(self.learning_rate)
+            max(n / self.early_exaggeration / 4, 50.0) if self.learning_rate == "auto" else float(self.learning_rate)
         )
         t0 = time.perf_counter()
         if self.method_ == "opentsne":
@@ -239,9 +233,7 @@ class TSNE:
                 if check:
                     self.kl_history_.append((it, kl))
                     if self.verbose:
-                        print(
-                            f"[t-SNE] iteration {it}: KL {kl:.4f} (exaggeration {exaggeration:g})", flush=True
-                        )
+                        print(f"[t-SNE] iteration {it}: KL {kl:.4f} (exaggeration {exaggeration:g})", flush=True)
                     if exaggeration == 1.0:
                         if float(torch.linalg.vector_norm(grad)) < self.min_grad_norm:
                             break
