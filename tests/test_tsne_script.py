@@ -167,3 +167,20 @@ def test_checkpoint_without_metadata_is_one_line_error(tmp_path: Path) -> None:
         tsne_script.load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not exist"):
         tsne_script.load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_plot_is_logged_to_an_active_wandb_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    logged: list[dict] = []
+    fake = types.SimpleNamespace(
+        run=object(), log=logged.append, Image=lambda path, caption: ("image", path, caption), init=None
+    )
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    out = tsne_script.main(["--data", "digits", "--n", "100", "--max-iter", "260", "--out", str(tmp_path / "w.png")])
+    assert len(logged) == 1 and list(logged[0]) == ["tsne/digits"]
+    kind, path, caption = logged[0]["tsne/digits"]
+    assert kind == "image" and path == str(out) and "digits raw pixels" in caption
+    fake.run = None  # no active run and no --wandb: nothing is logged
+    tsne_script.main(["--data", "digits", "--n", "100", "--max-iter", "260", "--out", str(tmp_path / "w2.png")])
+    assert len(logged) == 1
