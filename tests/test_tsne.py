@@ -22,7 +22,7 @@ from nnlab.tsne import (
     knn_accuracy,
     row_entropies,
 )
-from nnlab.tsne.affinities import squared_distances
+from nnlab.tsne.affinities import _symmetrize_, squared_distances
 from nnlab.utils.errors import ConfigError, DataError, NnlabError
 
 BACKENDS = [
@@ -135,6 +135,20 @@ def test_joint_probabilities_symmetric_and_normalised() -> None:
     torch.testing.assert_close(P, P.T)
     assert P.sum().item() == pytest.approx(1.0, abs=1e-12)
     assert torch.all(P.diagonal() == 0) and torch.all(P >= 0)
+
+
+def test_blockwise_joint_probabilities_equal_the_dense_definition() -> None:
+    # joint_probabilities computes distances per row block and symmetrises in place tile by tile
+    X, _ = make_blobs(70, n_features=4, centers=3, random_state=2)
+    Xt = torch.as_tensor(X)
+    cond, _ = conditional_probabilities(squared_distances(Xt), 10.0)
+    reference = (cond + cond.T) / (2 * len(X))
+    torch.testing.assert_close(joint_probabilities(Xt, 10.0, dtype=torch.float64), reference)
+    # metric="precomputed" takes the distances as given (squared here, so it must agree with euclidean)
+    pre = joint_probabilities(squared_distances(Xt), 10.0, metric="precomputed", dtype=torch.float64)
+    torch.testing.assert_close(pre, reference)
+    M = torch.rand(23, 23, dtype=torch.float64)
+    torch.testing.assert_close(_symmetrize_(M.clone(), 0.5, tile=5), (M + M.T) * 0.5)
 
 
 # --------------------------------------------------------------------------- optimisation

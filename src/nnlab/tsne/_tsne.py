@@ -16,7 +16,7 @@ from nnlab.utils.errors import ConfigError, DataError, choice_error
 # Largest n for which method="auto" runs the exact algorithm. Measured with `scripts/bench_tsne.py --crossover`
 # on Fashion-MNIST (PCA 50) on the 2 shared CPU cores: exact / openTSNE (n_jobs=2) wall time = 0.37 at
 # n = 5,000 and 1.95 at n = 10,000, so they cross near n ≈ 7,600 (log-log interpolation). Exact is also the
-# one that needs dense n x n memory (P in float32 plus float64 calibration blocks: ~1 GB at this size).
+# one that needs dense n x n memory (P in float32: 225 MB at this size, plus ~64 MB calibration blocks).
 AUTO_EXACT_MAX_N = 7_500
 
 _METHODS = ("exact", "opentsne", "auto")

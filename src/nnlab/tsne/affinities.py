@@ -1,13 +1,14 @@
 """High-dimensional affinities P: Gaussian conditionals calibrated to a perplexity, then symmetrised.
 
-See docs/derivations-tsne.md, section 4.1. Everything here runs in float64 (entropies are differences of
-logarithms of numbers that can be tiny) on row blocks, so memory stays bounded by ``block_bytes`` apart
+See docs/derivations-tsne.md, section 4.1. The calibration runs in float64 (entropies are differences of
+logarithms of numbers that can be tiny) on row blocks, so memory stays bounded by ``_BLOCK_BYTES`` apart
 from the dense n x n result.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -61,20 +62,30 @@ def conditional_probabilities(
     capped at a factor e^2 in beta so that saturated tails, where dH -> 0, do not throw it far off). Returns
     ``(P, beta)`` with beta for the unshifted distances (shifting a row does not change its p).
     """
-    n = D.shape[0]
+    P = torch.empty(D.shape, dtype=torch.float64, device=D.device)
+    betas = _calibrate(lambda a, b: D[a:b], P, perplexity, tol, max_iter)
+    return P, betas
+
+
+def _calibrate(
+    rows: Callable[[int, int], torch.Tensor], out: torch.Tensor, perplexity: float, tol: float, max_iter: int
+) -> torch.Tensor:
+    """Solve (4.1)-(4.3) block by block: ``rows(a, b)`` gives distance rows a..b-1 (b x n); the conditional
+    probabilities are written into ``out`` (n x n, any float dtype; the solve itself is float64). Returns beta."""
+    n = out.shape[0]
+    device = out.device
     target = math.log(perplexity)
-    P = torch.empty(n, n, dtype=torch.float64, device=D.device)
-    betas = torch.empty(n, dtype=torch.float64, device=D.device)
+    betas = torch.empty(n, dtype=torch.float64, device=device)
     step = _row_block(n, itemsize=8 * 3)
     k = min(n - 1, max(2, int(round(perplexity))))
     for start in range(0, n, step):
         stop = min(n, start + step)
-        rows = torch.arange(stop - start, device=D.device)
-        self_cols = rows + start
-        Db = D[start:stop].to(torch.float64, copy=True)
-        Db[rows, self_cols] = math.inf
+        rows_idx = torch.arange(stop - start, device=device)
+        self_cols = rows_idx + start
+        Db = rows(start, stop).to(torch.float64, copy=True)
+        Db[rows_idx, self_cols] = math.inf
         Db -= Db.min(1, keepdim=True).values
-        Db[rows, self_cols] = 0.0  # any finite value: its weight is zeroed in _entropy_and_slope
+        Db[rows_idx, self_cols] = 0.0  # any finite value: its weight is zeroed in _entropy_and_slope
         D2 = Db * Db
         # k + 1 smallest: the point itself is among them at 0
         width = torch.topk(Db, min(k + 1, n), dim=1, largest=False, sorted=False).values.max(1).values
@@ -84,15 +95,15 @@ def conditional_probabilities(
         t = 1.2 - torch.log(width)
         lo = torch.full_like(t, -math.inf)
         hi = torch.full_like(t, math.inf)
-        active = torch.arange(stop - start, device=D.device)
-        Pb = P[start:stop]
+        active = torch.arange(stop - start, device=device)
+        Pb = out[start:stop]
         for it in range(max_iter + 1):
             full = active.numel() == Db.shape[0]  # no gather while every row is still running
             Da, D2a = (Db, D2) if full else (Db[active], D2[active])
             H, dH, e = _entropy_and_slope(Da, D2a, torch.exp(t[active]), self_cols[active])
             err = H - target
             done = (err.abs() < tol) | (it == max_iter)  # at max_iter keep the last iterate rather than fail
-            Pb[active[done]] = e[done] / e[done].sum(1, keepdim=True)
+            Pb[active[done]] = (e[done] / e[done].sum(1, keepdim=True)).to(out.dtype)
             keep = ~done
             active, err, dH = active[keep], err[keep], dH[keep]
             if active.numel() == 0:
@@ -111,7 +122,7 @@ def conditional_probabilities(
             ok = torch.isfinite(newton) & (newton > lo[active]) & (newton < hi[active])
             t[active] = torch.where(ok, newton, mid)
         betas[start:stop] = torch.exp(t)
-    return P, betas
+    return betas
 
 
 def row_entropies(P: torch.Tensor) -> torch.Tensor:
@@ -119,13 +130,35 @@ def row_entropies(P: torch.Tensor) -> torch.Tensor:
     return -torch.special.xlogy(P, P).sum(1)
 
 
+def _symmetrize_(P: torch.Tensor, scale: float, tile: int = 1024) -> torch.Tensor:
+    """``P <- (P + P^T) * scale`` in place, tile pair by tile pair (no second n x n buffer)."""
+    n = P.shape[0]
+    for a in range(0, n, tile):
+        for b in range(a, n, tile):
+            A, B = P[a : a + tile, b : b + tile], P[b : b + tile, a : a + tile]
+            S = (A + B.T).mul_(scale)  # a new tile, so A and B (the same tile when a == b) can be overwritten
+            A.copy_(S)
+            B.copy_(S.T)
+    return P
+
+
 def joint_probabilities(
     X: torch.Tensor, perplexity: float, metric: str = "euclidean", dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """Symmetric joint affinities ``p_ij = (p_{j|i} + p_{i|j}) / 2n`` (they sum to 1, p_ii = 0)."""
-    D = squared_distances(X.to(torch.float64), metric)
-    P, _ = conditional_probabilities(D, perplexity)
-    del D
-    n = P.shape[0]
-    P = P.to(dtype)  # symmetrise in the target precision: half the memory traffic for float32
-    return (P + P.T).mul_(1.0 / (2 * n))
+    """Symmetric joint affinities ``p_ij = (p_{j|i} + p_{i|j}) / 2n`` (4.4; they sum to 1, p_ii = 0).
+
+    Memory: the result (n x n in ``dtype``) plus row blocks of ~64 MB; distances are computed per block from
+    ``X`` and never held for all pairs at once."""
+    X = X.to(torch.float64)
+    n = X.shape[0]
+    Xc = X - X.mean(0)  # centring does not change distances but reduces cancellation in the expansion
+    sq = (Xc * Xc).sum(1)
+
+    def rows(a: int, b: int) -> torch.Tensor:
+        if metric == "precomputed":
+            return X[a:b]
+        return torch.addmm(sq[a:b, None] + sq[None, :], Xc[a:b], Xc.T, alpha=-2.0).clamp_(min=0.0)
+
+    P = torch.empty(n, n, dtype=dtype, device=X.device)
+    _calibrate(rows, P, perplexity, tol=1e-5, max_iter=100)
+    return _symmetrize_(P, 1.0 / (2 * n))
