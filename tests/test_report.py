@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -77,3 +80,24 @@ def test_cli_prints_table_and_says_offline_for_wandb(tmp_path, monkeypatch) -> N
     assert r.returncode == 0, r.stderr
     assert "6 jobs (1 failed)" in r.stdout and "| lp |" in r.stdout
     assert "W&B: no login (offline)" in r.stdout
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="apt-get install chromium")
+def test_report_html_renders_in_headless_chromium(tmp_path) -> None:
+    """The page a person opens: a real browser draws the table and the plots (not a blank page)."""
+    from PIL import Image
+
+    write_report(make_sweep(tmp_path / "sweep"))
+    shot = tmp_path / "shot.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1300", f"--screenshot={shot}"]  # fmt: skip
+    subprocess.run([CHROMIUM, *flags, (tmp_path / "sweep" / "report.html").as_uri()], capture_output=True, timeout=120)
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape[:2] == (1300, 1100)
+    dark = (img < 128).mean()
+    assert 0.01 < dark < 0.6, f"fraction of dark pixels {dark:.4f}: blank or broken page"
+    assert img[:250].std() > 20, "no table text in the top of the page"

@@ -254,7 +254,9 @@ def plot_confusion(jobs: list[Job], metric: str, mode: str, out: Path) -> Path |
     cands = [j for j in jobs if j.ok and j.record.get("confusion_matrix") and isinstance(j.record.get(metric), float)]
     if not cands:
         return None
-    best = (max if mode == "max" else min)(cands, key=lambda j: j.record[metric])
+    sign = 1.0 if mode == "max" else -1.0
+    # same order as the summary: the metric first, then the lower validation loss
+    best = max(cands, key=lambda j: (sign * j.record[metric], -j.record.get("val/loss", 0.0)))
     cm = np.asarray(best.record["confusion_matrix"], dtype=float)
     names = best.record.get("class_names") or [str(i) for i in range(len(cm))]
     norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
