@@ -25,6 +25,7 @@ os.environ["PROJECT_ROOT"] = str(ROOT)
 # The test models are tiny: one thread is as fast, and several spin-waiting OpenMP threads on a shared
 # 2-core machine are up to 20x slower. Subprocesses inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
