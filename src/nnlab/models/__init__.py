@@ -1,0 +1,3 @@
+"""LightningModules, one per model family."""
+
+from nnlab.models.text import TextClassifier  # noqa: F401
