@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nnlab.data.text import LocalTextDataModule, Vocab
-from nnlab.models.text import TextClassifier, linear_decay
+from nnlab.models.text import TextClassifier, fit_fasttext, linear_decay
 from nnlab.nn.text import FastTextBag, KimCNN, RNNEncoder, build_encoder, make_embedding, max_norm_, pool_time
 from nnlab.utils.errors import CheckpointError, ConfigError
 
@@ -242,3 +242,21 @@ def test_max_norm_rescales_only_long_rows():
     w = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
     max_norm_(w, 3.0)
     torch.testing.assert_close(w, torch.tensor([[1.8, 2.4], [0.3, 0.4]]))
+
+
+def test_fit_fasttext_step_equals_autograd_sgd_on_summed_loss():
+    torch.manual_seed(0)
+    vocab = Vocab(["<pad>", "<unk>", *[f"w{i}" for i in range(20)]]).to_dict()
+    kw = dict(encoder="fasttext", embed_dim=4, ngrams=2, buckets=13, dropout=0.0, max_norm=None)
+    a = TextClassifier(vocab, 3, **kw)
+    torch.nn.init.normal_(a.fc.weight)  # non-zero output weights, so the input rows move in step one
+    b = TextClassifier(vocab, 3, **kw)
+    b.load_state_dict(a.state_dict())
+    tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0]])
+    lengths, y = torch.tensor([4, 2, 3]), torch.tensor([0, 2, 1])
+    fit_fasttext(a, tokens, lengths, y, epochs=1, lr=0.3, batch_size=3)  # one step, at the full rate
+    opt = torch.optim.SGD(b.parameters(), lr=0.3)
+    torch.nn.functional.cross_entropy(b(tokens, lengths), y, reduction="sum").backward()
+    opt.step()
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
