@@ -1,6 +1,10 @@
 """LightningDataModules, one per dataset family."""
 
-from nnlab.data.text import (  # noqa: F401
+from nnlab.data.images import ImageDataModule, load_image_arrays
+
+__all__ = ["ImageDataModule", "load_image_arrays"]
+
+from nnlab.data.text import (  # noqa: E402
     AGNewsDataModule,
     LocalTextDataModule,
     MRDataModule,
@@ -9,3 +13,13 @@ from nnlab.data.text import (  # noqa: F401
     TextDataModule,
     YelpPolarityDataModule,
 )
+
+__all__ += [
+    "AGNewsDataModule",
+    "LocalTextDataModule",
+    "MRDataModule",
+    "SST2DataModule",
+    "SST5DataModule",
+    "TextDataModule",
+    "YelpPolarityDataModule",
+]

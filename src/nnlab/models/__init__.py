@@ -1,3 +1,9 @@
 """LightningModules, one per model family."""
 
-from nnlab.models.text import TextClassifier  # noqa: F401
+from nnlab.models.image import ImageClassifier
+
+__all__ = ["ImageClassifier"]
+
+from nnlab.models.text import TextClassifier  # noqa: E402
+
+__all__ += ["TextClassifier"]
