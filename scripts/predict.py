@@ -19,11 +19,7 @@ def main(argv: list[str]) -> int:
     from nnlab.utils.errors import ConfigError, NnlabError
 
     try:
-        opts = {
-            a.split("=", 1)[0]: a.split("=", 1)[1]
-            for a in argv
-            if a.startswith(("ckpt_path=", "batch_size="))
-        }
+        opts = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if a.startswith(("ckpt_path=", "batch_size="))}
         texts = [a for a in argv if not a.startswith(("ckpt_path=", "batch_size="))]
         if "ckpt_path" not in opts:
             raise ConfigError('usage: predict.py ckpt_path=PATH "sentence" ... (or sentences on stdin)')

@@ -145,9 +145,7 @@ def test_undecodable_and_malformed_lines_are_reported_with_file_and_line(tmp_pat
 
 
 def test_fasttext_format_rejects_lines_without_exactly_one_label(tmp_path):
-    path = _write(
-        tmp_path / "ft.txt", "__label__a x y\nno label here\n__label__a __label__b z\n__label__b w\n"
-    )
+    path = _write(tmp_path / "ft.txt", "__label__a x y\nno label here\n__label__a __label__b z\n__label__b w\n")
     examples, report = read_examples(path, "fasttext")
     assert examples == [("a", "x y"), ("b", "w")]
     assert report.malformed == 2 and ":2:" in report.problems[0] and ":3:" in report.problems[1]
@@ -225,9 +223,7 @@ def test_tokenizers():
 def test_pad_batch_and_bucketing():
     seqs = [torch.tensor([5, 6, 7]), torch.tensor([8])]
     tokens, lengths, labels = pad_batch([(seqs[0], 1), (seqs[1], 0)])
-    assert (
-        tokens.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1] and labels.tolist() == [1, 0]
-    )
+    assert tokens.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1] and labels.tolist() == [1, 0]
     lengths = [(i * 7) % 23 + 1 for i in range(200)]
     s = BucketBatchSampler(lengths, 16, seed=0)
     batches = list(s)

@@ -88,9 +88,7 @@ def tiny(tmp_path_factory):
 
 def _fit(tiny, cfg, tmp_path, epochs=12):
     torch.manual_seed(0)
-    dm = LocalTextDataModule(
-        train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace"
-    )
+    dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
     dm.setup("fit")
     model = TextClassifier(**dm.model_kwargs(), **cfg)
     trainer = L.Trainer(

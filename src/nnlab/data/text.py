@@ -138,9 +138,7 @@ class Vocab:
         try:
             return cls(d["tokens"], lowercase=bool(d["lowercase"]), tokenizer=str(d["tokenizer"]))
         except (KeyError, TypeError) as e:
-            raise DataError(
-                f"not a stored vocabulary (missing {e}); need tokens, lowercase, tokenizer"
-            ) from None
+            raise DataError(f"not a stored vocabulary (missing {e}); need tokens, lowercase, tokenizer") from None
 
 
 # ---------------------------------------------------------------------------------------------- reading files
@@ -186,9 +184,7 @@ class ReadReport:
         return s
 
 
-def read_lines(
-    path: str | Path, encoding: str = "auto", report: ReadReport | None = None
-) -> list[tuple[int, str]]:
+def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | None = None) -> list[tuple[int, str]]:
     """``(line_number, text)`` of every line of ``path`` that decodes, split on ``\\n`` only.
 
     ``encoding="auto"`` picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that decodes the whole
@@ -229,9 +225,7 @@ def read_lines(
         try:
             out.append((i, chunk.decode(encoding)))
         except UnicodeDecodeError as e:
-            report.add(
-                "undecodable", i, f"not {encoding} (byte 0x{chunk[e.start]:02x} at column {e.start + 1})"
-            )
+            report.add("undecodable", i, f"not {encoding} (byte 0x{chunk[e.start]:02x} at column {e.start + 1})")
     return out
 
 
@@ -250,20 +244,14 @@ def detect_format(path: str | Path, lines: Sequence[tuple[int, str]]) -> str:
         return "csv"
     for fmt, delim in (("tsv", "\t"), ("csv", ",")):
         header = [h.strip().strip('"').lower() for h in sample[0].split(delim)]
-        if (
-            len(header) >= 2
-            and any(h in LABEL_COLUMNS for h in header)
-            and any(h in TEXT_COLUMNS for h in header)
-        ):
+        if len(header) >= 2 and any(h in LABEL_COLUMNS for h in header) and any(h in TEXT_COLUMNS for h in header):
             return fmt
     if all("\t" in t for t in sample):
         return "tsv"
     return "label_first"
 
 
-def _pick_column(
-    header: list[str], want: str | int | None, names: Sequence[str], what: str, path: Path
-) -> int:
+def _pick_column(header: list[str], want: str | int | None, names: Sequence[str], what: str, path: Path) -> int:
     if isinstance(want, int):
         if not 0 <= want < len(header):
             raise ConfigError(f"data.{what}_column={want} is out of range for {path} ({len(header)} columns)")
@@ -445,9 +433,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar-length sentences: shuffle, sort pools of ``pool`` batches by length, cut into
     batches, shuffle the batches. Seeded by ``seed`` and the epoch (Lightning calls ``set_epoch``)."""
 
-    def __init__(
-        self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50, drop_last: bool = False
-    ):
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50, drop_last: bool = False):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
@@ -466,9 +452,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [
-                chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)
-            ]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         for j in rng.permutation(len(batches)):
@@ -510,9 +494,7 @@ def load_hub(name: str, hub_id: str, looked: str, config: str | None = None):
     try:
         return datasets.load_dataset(hub_id, config)
     except Exception as e:  # noqa: BLE001 - any hub failure becomes one actionable line
-        raise DataError(
-            f"dataset {name!r}: loading {hub_id} from the hub failed: {str(e).splitlines()[0]}"
-        ) from e
+        raise DataError(f"dataset {name!r}: loading {hub_id} from the hub failed: {str(e).splitlines()[0]}") from e
 
 
 # ---------------------------------------------------------------------------------------------- DataModules
@@ -612,9 +594,7 @@ class TextDataModule(LightningDataModule):
         self.raw = {k: v for k, v in splits.items() if v is not None}
         self.labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
         if len(self.labels) < 2:
-            raise DataError(
-                f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2"
-            )
+            raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
         label_index = {lab: i for i, lab in enumerate(self.labels)}
         train_tokens = [self._tok(t) for _, t in self.raw["train"]]
         self.vocab = Vocab.build(train_tokens, self.min_freq, self.max_size, self.lowercase, self.tokenizer)
@@ -694,10 +674,7 @@ class _SSTDataModule(TextDataModule):
 
     def load_splits(self):
         d = self.data_dir / "sst"
-        paths = {
-            s: d / f"stsa.{self.prefix}.{f}"
-            for s, f in (("train", "train"), ("val", "dev"), ("test", "test"))
-        }
+        paths = {s: d / f"stsa.{self.prefix}.{f}" for s, f in (("train", "train"), ("val", "dev"), ("test", "test"))}
         if all(p.is_file() for p in paths.values()):
             return {s: self._read(p, "label_first") for s, p in paths.items()}
         hub = load_hub(self.name, self.hub_id, str(d / f"stsa.{self.prefix}.*"))
@@ -750,9 +727,7 @@ class MRDataModule(TextDataModule):
         if pos.is_file() and neg.is_file():
             out = []
             for path, label in ((neg, "0"), (pos, "1")):
-                lines = read_lines(
-                    path, self.encoding, report := ReadReport(str(path), format="one sentence/line")
-                )
+                lines = read_lines(path, self.encoding, report := ReadReport(str(path), format="one sentence/line"))
                 for lineno, text in lines:
                     if text.strip():
                         out.append((label, text.strip()))
@@ -829,9 +804,7 @@ class LocalTextDataModule(TextDataModule):
     ):
         super().__init__(tokenizer=tokenizer, **kw)
         if not train or not test:
-            raise ConfigError(
-                "data=local_text needs data.train=PATH and data.test=PATH (data.val=PATH optional)"
-            )
+            raise ConfigError("data=local_text needs data.train=PATH and data.test=PATH (data.val=PATH optional)")
         if format not in FORMATS:
             raise choice_error("data.format", format, FORMATS)
         self.paths = {"train": train, "val": val, "test": test}
@@ -846,7 +819,5 @@ class LocalTextDataModule(TextDataModule):
                 out[split] = None
                 continue
             path = Path(p).expanduser()
-            out[split] = self._read(
-                path, self.format, label_column=self.label_column, text_column=self.text_column
-            )
+            out[split] = self._read(path, self.format, label_column=self.label_column, text_column=self.text_column)
         return out

@@ -153,9 +153,7 @@ class TextClassifier(LightningModule):
         for name in ("acc", "f1"):
             metric = self.metrics[f"{stage}_{name}"]
             metric(logits.detach(), y)
-            self.log(
-                f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc", batch_size=n
-            )
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc", batch_size=n)
         return loss * n if self.loss_reduction == "sum" else loss
 
     def training_step(self, batch, batch_idx):
@@ -196,10 +194,7 @@ class TextClassifier(LightningModule):
         out = []
         device = next(self.parameters()).device
         for i in range(0, len(texts), batch_size):
-            ids = [
-                torch.tensor(self.vocab.encode_text(t) or [Vocab.unk_index])
-                for t in texts[i : i + batch_size]
-            ]
+            ids = [torch.tensor(self.vocab.encode_text(t) or [Vocab.unk_index]) for t in texts[i : i + batch_size]]
             tokens, lengths, _ = pad_batch([(s, 0) for s in ids], self.hparams.pad_index)
             out.append(self(tokens.to(device), lengths).softmax(dim=1).cpu())
         self.train(was_training)
@@ -224,9 +219,7 @@ class TextClassifier(LightningModule):
         try:
             model.load_state_dict(ckpt["state_dict"])
         except (KeyError, RuntimeError) as e:
-            raise CheckpointError(
-                f"{path}: weights do not fit the stored model ({str(e).splitlines()[0]})"
-            ) from None
+            raise CheckpointError(f"{path}: weights do not fit the stored model ({str(e).splitlines()[0]})") from None
         return model.eval()
 
 

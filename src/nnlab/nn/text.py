@@ -33,9 +33,7 @@ def _kmax(x: torch.Tensor, k: int) -> torch.Tensor:
 
     fn = getattr(ops, "kmax_pool1d", None)
     if fn is None:
-        raise ConfigError(
-            "model.pool=kmax needs nnlab.ops.kmax_pool1d (the ops branch); use model.pool=max or mean"
-        )
+        raise ConfigError("model.pool=kmax needs nnlab.ops.kmax_pool1d (the ops branch); use model.pool=max or mean")
     return fn(x, k)
 
 
@@ -80,9 +78,7 @@ def load_vectors(path: str | Path, itos: Sequence[str], dim: int) -> tuple[torch
             if i is None:
                 continue
             if len(parts) - 1 != dim:
-                raise DataError(
-                    f"{path}:{lineno}: {len(parts) - 1} values; model.embed_dim={dim} must match the file"
-                )
+                raise DataError(f"{path}:{lineno}: {len(parts) - 1} values; model.embed_dim={dim} must match the file")
             weight[i] = torch.tensor([float(v) for v in parts[1:]])
             found += 1
     return weight, found
@@ -200,9 +196,7 @@ class RNNEncoder(nn.Module):
             h = h[0] if self.rnn_type == "lstm" else h  # (layers*dirs, N, H), already in input order
             return h[-self.directions :].transpose(0, 1).reshape(tokens.shape[0], -1)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])  # (N, L, H*dirs)
-        mask = (
-            torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
-        )
+        mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
         return pool_time(out.transpose(1, 2), mask, self.pool)
 
 
@@ -237,9 +231,7 @@ class FastTextBag(nn.Module):
         self.ngrams = ngrams
         self.buckets = buckets if ngrams > 1 else 0
         self.padding_idx = padding_idx
-        self.bag = nn.EmbeddingBag(
-            num_words + self.buckets, dim, mode="mean", sparse=sparse, padding_idx=padding_idx
-        )
+        self.bag = nn.EmbeddingBag(num_words + self.buckets, dim, mode="mean", sparse=sparse, padding_idx=padding_idx)
         with torch.no_grad():
             # fastText's input init: U(-1/dim, 1/dim)
             self.bag.weight.uniform_(-1.0 / dim, 1.0 / dim)
@@ -294,9 +286,7 @@ def build_encoder(
     ]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ConfigError(
-            f"model.{unknown[0]} is not an option of model.encoder={name}; valid: {', '.join(allowed)}"
-        )
+        raise ConfigError(f"model.{unknown[0]} is not an option of model.encoder={name}; valid: {', '.join(allowed)}")
     if name == "fasttext":
         return FastTextBag(vocab_size, embed_dim, padding_idx=pad_index, weight=weight, **kwargs)
     emb = make_embedding(vocab_size, embed_dim, pad_index)
