@@ -60,6 +60,18 @@ ENCODER_CONFIGS = {
         scheduler=linear_decay,
         scheduler_interval="step",
     ),
+    "fasttext_manual": dict(
+        encoder="fasttext",
+        embed_dim=8,
+        ngrams=2,
+        buckets=1000,
+        dropout=0.0,
+        max_norm=None,
+        update="fasttext",
+        optimizer=partial(torch.optim.SGD, lr=0.5),
+        scheduler=linear_decay,
+        scheduler_interval="step",
+    ),
 }
 
 
