@@ -98,7 +98,7 @@ def main() -> int:
     p.add_argument("--bucket", type=int, default=2_000_000)
     p.add_argument("--threads", type=int, default=2, help="C++ fastText threads")
     p.add_argument("--torch-threads", type=int, default=1, help="ours: tiny ops, threads only add overhead")
-    p.add_argument("--batch-size", type=int, default=16, help="our minibatch (the C++ SGD steps per example)")
+    p.add_argument("--batch-size", type=int, default=4, help="our minibatch (the C++ SGD steps per example)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--skip-peer", action="store_true", help="time ours only")
     p.add_argument("--out", default="bench_fasttext.json")
