@@ -3,7 +3,7 @@
 ``p(y | x) = softmax(W dropout(enc(x)) + b)``, trained with cross-entropy. The vocabulary arrives from the
 DataModule (``model_kwargs``) as plain data and is saved in the checkpoint's hyperparameters, so a checkpoint
 alone classifies new text (``TextClassifier.load(path)``, ``predict``; ``scripts/predict.py``).
-Metrics: ``{train,val,test}/{loss,acc,f1}`` (f1 is macro-averaged over classes).
+Metrics: ``{train,val,test}/{loss,acc,f1}`` (f1 is macro-averaged over classes). Formulas: docs/text.md.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
 - ``FastTextBag`` (Joulin et al. 2016): the mean of the word embeddings and of hashed word n-gram embeddings.
 
 All treat ``padding_idx`` positions as absent: masked out of pooling, skipped by packing, out of the bag.
+Formulas and the padding conventions: docs/text.md.
 """
 
 from __future__ import annotations
