@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import torch
+from hydra import compose, initialize_config_dir
 from test_text_models import _separable
 
-from conftest import FAST, ROOT, compose_cfg, run_cli
+from conftest import CONF, FAST, ROOT, compose_cfg, run_cli
 
 
 def test_each_model_picks_sst2_and_cli_data_wins(tmp_path):
@@ -23,12 +24,13 @@ def test_each_model_picks_sst2_and_cli_data_wins(tmp_path):
 
 
 def test_sweep_experiments_cover_the_grid(tmp_path):
-    cfg = compose_cfg(overrides=["experiment=sentence_models"], output_dir=tmp_path)
-    params = cfg.hydra.sweeper.params if "hydra" in cfg else None
-    if params is not None:  # compose() drops the hydra node in some Hydra versions
-        assert set(params) == {"model", "data", "seed"}
-    cfg = compose_cfg(overrides=["experiment=mr_10fold", "model=cnn"], output_dir=tmp_path)
-    assert cfg.data._target_ == "nnlab.data.MRDataModule" and cfg.model.encoder == "cnn"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=sentence_models"], return_hydra_config=True)
+        mr = compose(config_name="train", overrides=["experiment=mr_10fold", "model=cnn"], return_hydra_config=True)
+    grid = cfg.hydra.sweeper.params
+    assert (grid.model, grid.data, str(grid.seed)) == ("cnn,rnn,fasttext", "sst2,sst5", "1,2,3")
+    assert str(mr.hydra.sweeper.params["data.fold"]) == "range(0,10)"
+    assert mr.data._target_ == "nnlab.data.MRDataModule" and mr.model.encoder == "cnn"
 
 
 def test_image_model_on_text_data_fails_with_one_line(tmp_path):

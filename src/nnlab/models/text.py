@@ -169,6 +169,9 @@ class TextClassifier(LightningModule):
         ids = self.encoder.ngram_ids(tokens, lengths)
         onehot = F.one_hot(y, self.hparams.num_classes).to(self.fc.weight.dtype)
         logits = fasttext_sgd_step(self, ids, bag_shares(ids, self.hparams.pad_index), onehot, group["lr"])
+        # The update is done; stepping the (gradient-free) optimizer is a no-op on the weights but advances
+        # trainer.global_step and keeps the scheduler's step-order bookkeeping right.
+        opt.step()
         sched = self.lr_schedulers()
         if sched is not None and self.hparams.scheduler_interval == "step":
             sched.step()
