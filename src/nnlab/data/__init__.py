@@ -3,3 +3,23 @@
 from nnlab.data.images import ImageDataModule, load_image_arrays
 
 __all__ = ["ImageDataModule", "load_image_arrays"]
+
+from nnlab.data.text import (  # noqa: E402
+    AGNewsDataModule,
+    LocalTextDataModule,
+    MRDataModule,
+    SST2DataModule,
+    SST5DataModule,
+    TextDataModule,
+    YelpPolarityDataModule,
+)
+
+__all__ += [
+    "AGNewsDataModule",
+    "LocalTextDataModule",
+    "MRDataModule",
+    "SST2DataModule",
+    "SST5DataModule",
+    "TextDataModule",
+    "YelpPolarityDataModule",
+]

@@ -3,3 +3,7 @@
 from nnlab.models.image import ImageClassifier
 
 __all__ = ["ImageClassifier"]
+
+from nnlab.models.text import TextClassifier  # noqa: E402
+
+__all__ += ["TextClassifier"]

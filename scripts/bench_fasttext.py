@@ -1,0 +1,202 @@
+"""nnlab's fastText against the C++ fastText: same data, same hyperparameters, accuracy and fit time.
+
+    python scripts/bench_fasttext.py [--peer-python .venv-peers/bin/python] [--repeats 5] [--ngrams 1 2]
+
+Data: SST-2, SST-1 (official splits) and MR fold 0 (``nnlab.data`` splits; the C++ side reads the same
+train/test sentences written as ``__label__<y> <text>`` files). Both sides: dim, epoch, lr (linearly decayed
+to 0), wordNgrams, bucket, threads. Timed: the fit only (C++: ``fasttext.train_supervised`` in the peer
+interpreter, which also reads the file and builds its dictionary; ours: from the encoded sentences to the
+trained model, minibatching included; imports and data loading excluded for both). Accuracy on the test
+split. Median over ``--repeats`` runs with different seeds. Prints a table, writes ``bench_fasttext.json``.
+
+The ``fasttext`` package is a peer, not a dependency: install it in its own venv
+(``python3 -m venv .venv-peers && .venv-peers/bin/pip install -r ../shared/requirements-peers.txt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+PEER = r"""
+import json, sys, time
+import fasttext
+args = json.loads(sys.argv[1])
+out = []
+for seed in args["seeds"]:
+    t = time.perf_counter()
+    m = fasttext.train_supervised(input=args["train"], dim=args["dim"], epoch=args["epoch"], lr=args["lr"],
+                                  wordNgrams=args["ngrams"], bucket=args["bucket"], thread=args["threads"],
+                                  minCount=1, loss="softmax", seed=seed, verbose=0)
+    fit = time.perf_counter() - t
+    n, p, _ = m.test(args["test"])
+    out.append({"fit_s": fit, "acc": p})
+print(json.dumps(out))
+"""
+
+
+def write_fasttext_file(path: Path, examples, labels, seed: int = 0) -> None:
+    # Shuffled: the C++ trainer reads the file in order, and a file sorted by label (MR's splits are
+    # built from the neg file then the pos file) would make its SGD see one class after the other.
+    order = random.Random(seed).sample(range(len(examples)), len(examples))
+    with open(path, "w", encoding="utf-8") as f:
+        for lab, text in (examples[i] for i in order):
+            f.write(f"__label__{labels.index(lab)} {' '.join(text.split())}\n")
+
+
+def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
+    """Train nnlab's fastText (TextClassifier, encoder=fasttext, fit_fasttext): (fit seconds, test acc)."""
+    import torch
+
+    from nnlab.data.text import pad_batch
+    from nnlab.models.text import TextClassifier, fit_fasttext
+
+    torch.manual_seed(seed)
+    t = time.perf_counter()  # from here on as the C++ fit: the 2M-row table is allocated inside it too
+    model = TextClassifier(
+        **dm.model_kwargs(),
+        encoder="fasttext",
+        embed_dim=args.dim,
+        ngrams=ngrams,
+        buckets=args.bucket,
+        dropout=0.0,
+        max_norm=None,
+        sparse=True,
+    )
+    tokens, lengths, y = pad_batch([train[j] for j in range(len(train))])
+    fit_fasttext(model, tokens, lengths, y, args.epoch, args.lr, args.batch_size, seed)
+    fit = time.perf_counter() - t
+    model.eval()
+    test = dm.datasets["test"]
+    with torch.no_grad():
+        tokens, lengths, y = pad_batch([test[j] for j in range(len(test))])
+        acc = (model(tokens, lengths).argmax(1) == y).float().mean().item()
+    return fit, acc
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", str(REPO.parent / "shared" / "data")))
+    peer = os.environ.get("FASTTEXT_PYTHON", str(REPO / ".venv-peers/bin/python"))
+    p.add_argument("--peer-python", default=peer)
+    p.add_argument("--datasets", nargs="+", default=["sst2", "sst5", "mr"])
+    p.add_argument("--ngrams", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--dim", type=int, default=10)
+    p.add_argument("--epoch", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.25)
+    p.add_argument("--bucket", type=int, default=2_000_000)
+    p.add_argument("--threads", type=int, default=2, help="C++ fastText threads")
+    p.add_argument("--torch-threads", type=int, default=1, help="ours: tiny ops, threads only add overhead")
+    p.add_argument("--batch-size", type=int, default=4, help="our minibatch (the C++ SGD steps per example)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--skip-peer", action="store_true", help="time ours only")
+    p.add_argument("--out", default="bench_fasttext.json")
+    args = p.parse_args()
+
+    import torch
+
+    from nnlab.data.text import MRDataModule, SST2DataModule, SST5DataModule
+
+    torch.set_num_threads(args.torch_threads)
+    makers = {
+        "sst2": lambda: SST2DataModule(data_dir=args.data_dir),
+        "sst5": lambda: SST5DataModule(data_dir=args.data_dir),
+        "mr": lambda: MRDataModule(data_dir=args.data_dir, fold=0),
+    }
+    seeds = list(range(1, args.repeats + 1))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.datasets:
+            dm = makers[name]()
+            dm.setup("fit")
+            # SST: the official train split. MR (no official split): the nine folds around test fold 0, a 90/10
+            # split as in the C++ reference numbers. Neither side uses a validation set.
+            train_raw = dm.raw["train"] + (dm.raw["val"] if name == "mr" else [])
+            train = dm.datasets["train"]
+            if name == "mr":
+                train = torch.utils.data.ConcatDataset([train, dm.datasets["val"]])
+            train_f, test_f = Path(tmp) / f"{name}.train", Path(tmp) / f"{name}.test"
+            write_fasttext_file(train_f, train_raw, dm.labels)
+            write_fasttext_file(test_f, dm.raw["test"], dm.labels)
+            for ngrams in args.ngrams:
+                ours = [fit_ours(dm, train, args, ngrams, s) for s in seeds]
+                row = {
+                    "dataset": name,
+                    "ngrams": ngrams,
+                    "train": len(train_raw),
+                    "test": len(dm.raw["test"]),
+                    "ours_acc": statistics.median(a for _, a in ours) * 100,
+                    "ours_fit_s": statistics.median(f for f, _ in ours),
+                    "ours_runs": [{"fit_s": f, "acc": a} for f, a in ours],
+                }
+                if not args.skip_peer:
+                    cfg = {
+                        "train": str(train_f),
+                        "test": str(test_f),
+                        "dim": args.dim,
+                        "epoch": args.epoch,
+                        "lr": args.lr,
+                        "ngrams": ngrams,
+                        "bucket": args.bucket,
+                        "threads": args.threads,
+                        "seeds": seeds,
+                    }
+                    res = subprocess.run(
+                        [args.peer_python, "-c", PEER, json.dumps(cfg)],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                    if res.returncode != 0:
+                        why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode
+                        print(
+                            f"error: the C++ fastText peer failed ({args.peer_python}): {why}",
+                            file=sys.stderr,
+                        )
+                        return 2
+                    theirs = json.loads(res.stdout)
+                    row.update(
+                        {
+                            "theirs_acc": statistics.median(r["acc"] for r in theirs) * 100,
+                            "theirs_fit_s": statistics.median(r["fit_s"] for r in theirs),
+                            "theirs_runs": theirs,
+                        }
+                    )
+                    row["acc_diff"] = row["ours_acc"] - row["theirs_acc"]
+                    row["time_ratio"] = row["ours_fit_s"] / row["theirs_fit_s"]
+                rows.append(row)
+                print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}), file=sys.stderr)
+    cols = ("dataset", "ngrams", "ours acc", "C++ acc", "diff", "ours s", "C++ s", "ratio")
+    print(" ".join(f"{c:>9}" for c in cols))
+    nan = float("nan")
+    for r in rows:
+        vals = (
+            r["ours_acc"],
+            r.get("theirs_acc", nan),
+            r.get("acc_diff", nan),
+            r["ours_fit_s"],
+            r.get("theirs_fit_s", nan),
+            r.get("time_ratio", nan),
+        )
+        print(f"{r['dataset']:>9} {r['ngrams']:9d} " + " ".join(f"{v:9.3f}" for v in vals))
+    keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "batch_size", "repeats")
+    settings = {k: getattr(args, k) for k in keys}
+    report = {"settings": settings, "torch": torch.__version__, "rows": rows}
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,823 @@
+"""Sentence-classification data: tokenizer, vocabulary, readers and the ``TextDataModule`` family.
+
+Local files first (``${paths.data_dir}`` in the layout of ``../shared/data``), Hugging Face hub ids second.
+Files are split on ``\\n`` only and decoded line by line, so that a Latin-1 byte such as 0x85 (U+0085, which
+``str.splitlines`` treats as a line break) cannot cut a sentence in two, and so that an undecodable or
+malformed line is reported with ``file:line`` and counted instead of being silently mislabeled.
+
+Batches are ``(tokens, lengths, labels)``: ``tokens`` (N, L) int64 padded with ``pad_index`` to the longest
+sentence of the batch, ``lengths`` (N,) int64, ``labels`` (N,) int64. Batches of the training split are
+bucketed by length (sentences of similar length together, batch order shuffled), which cuts padding.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import re
+import socket
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from nnlab.utils.errors import ConfigError, DataError, choice_error
+
+log = logging.getLogger(__name__)
+
+PAD = "<pad>"
+UNK = "<unk>"
+
+# ---------------------------------------------------------------------------------------------- tokenizer
+
+
+_BASIC_PATTERNS = [
+    # Kim (2014)'s clean_str: split clitics and punctuation off words, keep the rest of the word intact.
+    (re.compile(r"[^A-Za-z0-9(),!?'`À-ÿ\-]"), " "),
+    (re.compile(r"'s\b"), " 's"),
+    (re.compile(r"'ve\b"), " 've"),
+    (re.compile(r"n't\b"), " n't"),
+    (re.compile(r"'re\b"), " 're"),
+    (re.compile(r"'d\b"), " 'd"),
+    (re.compile(r"'ll\b"), " 'll"),
+    (re.compile(r"([,!?()])"), r" \1 "),
+]
+
+TOKENIZERS = ("whitespace", "basic")
+
+
+def tokenize(text: str, lowercase: bool = True, tokenizer: str = "whitespace") -> list[str]:
+    """Split ``text`` into tokens.
+
+    ``whitespace`` splits on runs of whitespace (the SST and MR files are already tokenized);
+    ``basic`` first separates punctuation and English clitics as Kim (2014)'s ``clean_str`` does,
+    for raw text such as a user's own files or a sentence typed into ``scripts/predict.py``.
+    """
+    if lowercase:
+        text = text.lower()
+    if tokenizer == "basic":
+        for pattern, repl in _BASIC_PATTERNS:
+            text = pattern.sub(repl, text)
+    elif tokenizer != "whitespace":
+        raise choice_error("data.tokenizer", tokenizer, TOKENIZERS)
+    return text.split()
+
+
+# ---------------------------------------------------------------------------------------------- vocabulary
+
+
+class Vocab:
+    """Token <-> index map with ``<pad>`` at 0 and ``<unk>`` at 1, built on the training split only.
+
+    ``to_dict()`` is plain data (lists, strings, bools) so it can travel in a checkpoint loaded with
+    ``weights_only=True``; ``Vocab.from_dict`` rebuilds the same map, tokenizer settings included,
+    so prediction on new text sees exactly the training-time preprocessing.
+    """
+
+    def __init__(self, tokens: Sequence[str], lowercase: bool = True, tokenizer: str = "whitespace"):
+        if list(tokens[:2]) != [PAD, UNK]:
+            raise DataError(f"a vocabulary must start with {PAD!r}, {UNK!r}; got {list(tokens[:2])}")
+        if tokenizer not in TOKENIZERS:
+            raise choice_error("data.tokenizer", tokenizer, TOKENIZERS)
+        self.itos = list(tokens)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise DataError("a vocabulary holds a token twice; rebuild it from the training data")
+        self.lowercase = lowercase
+        self.tokenizer = tokenizer
+
+    pad_index = 0
+    unk_index = 1
+
+    @classmethod
+    def build(
+        cls,
+        sentences: Iterator[list[str]] | Sequence[list[str]],
+        min_freq: int = 1,
+        max_size: int | None = None,
+        lowercase: bool = True,
+        tokenizer: str = "whitespace",
+    ) -> Vocab:
+        """Tokens seen at least ``min_freq`` times, most frequent first (ties alphabetical), at most
+        ``max_size`` of them besides the two specials."""
+        if min_freq < 1:
+            raise ConfigError(f"data.min_freq={min_freq} must be >= 1")
+        if max_size is not None and max_size < 0:
+            raise ConfigError(f"data.max_size={max_size} must be >= 0 or null")
+        counts = Counter(t for s in sentences for t in s)
+        kept = sorted(
+            (t for t, c in counts.items() if c >= min_freq and t not in (PAD, UNK)),
+            key=lambda t: (-counts[t], t),
+        )
+        if max_size is not None:
+            kept = kept[:max_size]
+        return cls([PAD, UNK, *kept], lowercase=lowercase, tokenizer=tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        unk = self.unk_index
+        return [self.stoi.get(t, unk) for t in tokens]
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.encode(tokenize(text, self.lowercase, self.tokenizer))
+
+    def to_dict(self) -> dict:
+        return {"tokens": list(self.itos), "lowercase": self.lowercase, "tokenizer": self.tokenizer}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Vocab:
+        try:
+            return cls(d["tokens"], lowercase=bool(d["lowercase"]), tokenizer=str(d["tokenizer"]))
+        except (KeyError, TypeError) as e:
+            raise DataError(f"not a stored vocabulary (missing {e}); need tokens, lowercase, tokenizer") from None
+
+
+# ---------------------------------------------------------------------------------------------- reading files
+
+
+ENCODINGS_AUTO = ("utf-8", "cp1252", "latin-1")
+FORMATS = ("auto", "label_first", "fasttext", "csv", "tsv")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "sentiment", "target", "y")
+TEXT_COLUMNS = ("text", "sentence", "sentences", "review", "content", "document", "body", "x")
+
+
+@dataclass
+class ReadReport:
+    """What reading one file skipped, and why (``file:line: reason``; the first few are kept verbatim)."""
+
+    path: str
+    encoding: str = ""
+    format: str = ""
+    examples: int = 0
+    blank: int = 0
+    undecodable: int = 0
+    malformed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    MAX_KEPT = 20
+
+    def add(self, kind: str, lineno: int, reason: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.problems) < self.MAX_KEPT:
+            self.problems.append(f"{self.path}:{lineno}: {reason}")
+
+    @property
+    def skipped(self) -> int:
+        return self.undecodable + self.malformed
+
+    def summary(self) -> str:
+        s = (
+            f"{self.path}: {self.examples} examples ({self.format}, {self.encoding}); skipped "
+            f"{self.undecodable} undecodable and {self.malformed} malformed lines"
+        )
+        if self.problems:
+            s += "; first: " + " | ".join(self.problems[:3])
+        return s
+
+
+def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | None = None) -> list[tuple[int, str]]:
+    """``(line_number, text)`` of every line of ``path`` that decodes, split on ``\\n`` only.
+
+    ``encoding="auto"`` picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that decodes the whole
+    file (latin-1 always does). With a named encoding, a line it cannot decode is skipped and recorded in
+    ``report`` as ``file:line``. A trailing ``\\r`` (CRLF files) is dropped.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    report = report if report is not None else ReadReport(str(path))
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if encoding == "auto":
+        for enc in ENCODINGS_AUTO:
+            try:
+                raw.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            encoding = enc
+            break
+    else:
+        try:
+            "".encode(encoding)
+        except LookupError:
+            raise ConfigError(
+                f"data.encoding={encoding!r} is not an encoding Python knows; try auto, utf-8 or latin-1"
+            ) from None
+    report.encoding = encoding
+    chunks = raw.split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()
+    out = []
+    for i, chunk in enumerate(chunks, start=1):
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+        try:
+            out.append((i, chunk.decode(encoding)))
+        except UnicodeDecodeError as e:
+            report.add("undecodable", i, f"not {encoding} (byte 0x{chunk[e.start]:02x} at column {e.start + 1})")
+    return out
+
+
+def detect_format(path: str | Path, lines: Sequence[tuple[int, str]]) -> str:
+    """``fasttext`` if lines start with ``__label__``; ``tsv``/``csv`` by extension or a consistent
+    delimiter with a header naming a label and a text column; else ``label_first``."""
+    sample = [t for _, t in lines[:200] if t.strip()]
+    if not sample:
+        return "label_first"
+    if sum(t.lstrip().startswith("__label__") for t in sample) >= 0.9 * len(sample):
+        return "fasttext"
+    suffix = Path(path).suffix.lower()
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix == ".csv":
+        return "csv"
+    for fmt, delim in (("tsv", "\t"), ("csv", ",")):
+        header = [h.strip().strip('"').lower() for h in sample[0].split(delim)]
+        if len(header) >= 2 and any(h in LABEL_COLUMNS for h in header) and any(h in TEXT_COLUMNS for h in header):
+            return fmt
+    if all("\t" in t for t in sample):
+        return "tsv"
+    return "label_first"
+
+
+def _pick_column(header: list[str], want: str | int | None, names: Sequence[str], what: str, path: Path) -> int:
+    if isinstance(want, int):
+        if not 0 <= want < len(header):
+            raise ConfigError(f"data.{what}_column={want} is out of range for {path} ({len(header)} columns)")
+        return want
+    lowered = [h.strip().lower() for h in header]
+    for name in [want] if want is not None else names:
+        if name is not None and name.lower() in lowered:
+            return lowered.index(name.lower())
+    raise DataError(
+        f"{path}: no {what} column (header {header}); name it with data.{what}_column=NAME "
+        f"(looked for {', '.join([want] if want else names)})"
+    )
+
+
+def _looks_like_label(values: list[str]) -> bool:
+    # A label column holds short single tokens with few distinct values.
+    values = [v.strip() for v in values if v.strip()]
+    return (
+        bool(values)
+        and all(len(v) <= 32 and " " not in v for v in values)
+        and len(set(values)) <= max(2, len(values) // 4)
+    )
+
+
+def read_examples(
+    path: str | Path,
+    fmt: str = "auto",
+    encoding: str = "auto",
+    label_column: str | int | None = None,
+    text_column: str | int | None = None,
+) -> tuple[list[tuple[str, str]], ReadReport]:
+    """``(label, text)`` pairs of a labelled text file in one of the ``FORMATS`` and a ``ReadReport``.
+
+    ``label_first``: ``<label> <text>`` (the first whitespace-separated token is the label);
+    ``fasttext``: ``__label__<label> <text>`` (exactly one label per line);
+    ``csv``/``tsv``: a header row naming a label and a text column (``data.label_column`` /
+    ``data.text_column``, names or 0-based indices), or two unnamed columns, the label one recognised by its
+    short, repeated values. Blank lines are ignored; a line without a label or without text is malformed.
+    """
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise choice_error("data.format", fmt, FORMATS)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist or is not a file")
+    report = ReadReport(str(path))
+    lines = read_lines(path, encoding, report)
+    if fmt == "auto":
+        fmt = detect_format(path, lines)
+    report.format = fmt
+    out: list[tuple[str, str]] = []
+    if fmt in ("label_first", "fasttext"):
+        for lineno, text in lines:
+            if not text.strip():
+                report.blank += 1
+                continue
+            parts = text.split(None, 1)
+            if fmt == "fasttext":
+                labels = [p for p in text.split() if p.startswith("__label__")]
+                if not parts[0].startswith("__label__"):
+                    report.add("malformed", lineno, "does not start with __label__")
+                    continue
+                if len(labels) != 1:
+                    report.add("malformed", lineno, f"{len(labels)} labels; one per line expected")
+                    continue
+                label = parts[0][len("__label__") :]
+                if not label:
+                    report.add("malformed", lineno, "empty __label__")
+                    continue
+            else:
+                label = parts[0]
+            if len(parts) < 2 or not parts[1].strip():
+                report.add("malformed", lineno, "a label but no text")
+                continue
+            out.append((label, parts[1].strip()))
+    else:
+        delim = "\t" if fmt == "tsv" else ","
+        # Rows are parsed from the decoded lines joined by \n, so quoted fields may span lines.
+        numbered = [n for n, _ in lines]
+        reader = csv.reader(io.StringIO("\n".join(t for _, t in lines)), delimiter=delim)
+        rows = []
+        for row in reader:
+            # reader.line_num is the last physical line of the row; map it back to the file's numbering
+            if any(c.strip() for c in row):
+                rows.append((row, numbered[min(reader.line_num, len(numbered)) - 1]))
+        report.blank = sum(1 for _, t in lines if not t.strip())
+        if not rows:
+            raise DataError(f"{path}: no rows")
+        header = rows[0][0]
+        lowered = [h.strip().lower() for h in header]
+        has_header = (label_column is not None and not isinstance(label_column, int)) or any(
+            h in LABEL_COLUMNS or h in TEXT_COLUMNS for h in lowered
+        )
+        if has_header:
+            li = _pick_column(header, label_column, LABEL_COLUMNS, "label", path)
+            ti = _pick_column(header, text_column, TEXT_COLUMNS, "text", path)
+            rows = rows[1:]
+        else:
+            ncol = len(header)
+            if isinstance(label_column, int) and isinstance(text_column, int):
+                li, ti = label_column, text_column
+            elif ncol == 2:
+                first = [r[0] for r, _ in rows[:200] if len(r) == 2]
+                li, ti = (0, 1) if _looks_like_label(first) else (1, 0)
+            else:
+                raise DataError(
+                    f"{path}: {ncol} columns and no header naming label/text; add a header or set "
+                    "data.label_column and data.text_column to column indices"
+                )
+        if li == ti:
+            raise ConfigError(f"{path}: label and text columns are the same column ({li})")
+        for row, lineno in rows:
+            if len(row) <= max(li, ti):
+                report.add("malformed", lineno, f"{len(row)} fields; column {max(li, ti)} is missing")
+                continue
+            label, text = row[li].strip(), row[ti].strip()
+            if not label or not text:
+                report.add("malformed", lineno, "empty label" if not label else "empty text")
+                continue
+            out.append((label, text))
+    report.examples = len(out)
+    if report.skipped:
+        log.warning(report.summary())
+    if not out:
+        raise DataError(
+            f"{path}: no examples could be read ({report.format}, {report.encoding}; "
+            f"{report.skipped} lines skipped{'; first: ' + report.problems[0] if report.problems else ''})"
+        )
+    return out, report
+
+
+def check_bad_fraction(report: ReadReport, max_bad_fraction: float) -> None:
+    total = report.examples + report.skipped
+    if total and report.skipped / total > max_bad_fraction:
+        raise DataError(
+            f"{report.path}: {report.skipped} of {total} lines undecodable or malformed (more than "
+            f"data.max_bad_fraction={max_bad_fraction}); first: {report.problems[0]}"
+        )
+
+
+def sort_labels(labels: set[str] | Sequence[str]) -> list[str]:
+    """Label names in a stable order: numerically when they are all integers, else alphabetically."""
+    labels = set(labels)
+    if all(re.fullmatch(r"[+-]?\d+", lab) for lab in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+# ---------------------------------------------------------------------------------------------- batches
+
+
+class EncodedText(Dataset):
+    """Token-id sequences and labels of one split."""
+
+    def __init__(self, ids: list[list[int]], labels: list[int]):
+        if len(ids) != len(labels):
+            raise ValueError("ids and labels differ in length")
+        self.ids = [torch.tensor(s if s else [Vocab.unk_index], dtype=torch.long) for s in ids]
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.lengths = [len(s) for s in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.ids[i], int(self.labels[i])
+
+
+def pad_batch(batch: Sequence[tuple[torch.Tensor, int]], pad_index: int = 0):
+    """``(tokens (N, L), lengths (N,), labels (N,))`` with ``tokens`` right-padded by ``pad_index``."""
+    seqs = [s for s, _ in batch]
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    tokens = torch.full((len(seqs), int(lengths.max())), pad_index, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        tokens[i, : len(s)] = s
+    return tokens, lengths, torch.tensor([y for _, y in batch], dtype=torch.long)
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length sentences: shuffle, sort pools of ``pool`` batches by length, cut into
+    batches, shuffle the batches. Seeded by ``seed`` and the epoch (Lightning calls ``set_epoch``)."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, pool: int = 50, drop_last: bool = False):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.pool = pool
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        size = self.batch_size * self.pool
+        batches = []
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        for j in rng.permutation(len(batches)):
+            yield batches[j]
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        if self.drop_last:
+            size = self.batch_size * self.pool
+            return sum((min(size, n - s)) // self.batch_size for s in range(0, n, size))
+        size = self.batch_size * self.pool
+        return sum(-(-min(size, n - s) // self.batch_size) for s in range(0, n, size))
+
+
+# ---------------------------------------------------------------------------------------------- hub access
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or os.environ.get(
+        "HF_DATASETS_OFFLINE", "0"
+    ) not in ("0", "", "false"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_hub(name: str, hub_id: str, looked: str, config: str | None = None):
+    """The ``DatasetDict`` of ``hub_id``; fails in seconds with one line when the hub cannot be reached."""
+    if not hub_reachable():
+        raise DataError(
+            f"dataset {name!r}: not found locally ({looked}) and the Hugging Face hub is unreachable "
+            f"(offline); put the files there or set data.data_dir, or go online to fetch {hub_id}"
+        )
+    import datasets  # deferred: importing it costs about a second
+
+    try:
+        return datasets.load_dataset(hub_id, config)
+    except Exception as e:  # noqa: BLE001 - any hub failure becomes one actionable line
+        raise DataError(f"dataset {name!r}: loading {hub_id} from the hub failed: {str(e).splitlines()[0]}") from e
+
+
+# ---------------------------------------------------------------------------------------------- DataModules
+
+
+class TextDataModule(LightningDataModule):
+    """Base of the sentence-classification DataModules.
+
+    Subclasses implement ``load_splits()`` returning ``{"train": [(label, text)], "val": [...] or None,
+    "test": [...]}`` with string labels, and may set ``class_names``/``label_order``. Everything else
+    (val carved from train when absent, label set from train, vocabulary on train only, encoding,
+    bucketed batches, ``model_kwargs``) is shared.
+    """
+
+    modality = "text"
+    name = "text"
+    #: display names of the classes, in label order; None: the label strings themselves
+    class_names: list[str] | None = None
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 50,
+        eval_batch_size: int = 500,
+        lowercase: bool = True,
+        tokenizer: str = "whitespace",
+        min_freq: int = 1,
+        max_size: int | None = None,
+        max_length: int | None = None,
+        encoding: str = "auto",
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        seed: int = 0,
+        bucket: bool = True,
+        max_bad_fraction: float = 0.01,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        if tokenizer not in TOKENIZERS:
+            raise choice_error("data.tokenizer", tokenizer, TOKENIZERS)
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1)")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError("data.batch_size and data.eval_batch_size must be >= 1")
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.lowercase = lowercase
+        self.tokenizer = tokenizer
+        self.min_freq = min_freq
+        self.max_size = max_size
+        self.max_length = max_length
+        self.encoding = encoding
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.seed = seed
+        self.bucket = bucket
+        self.max_bad_fraction = max_bad_fraction
+        self.num_workers = num_workers
+        self.vocab: Vocab | None = None
+        self.labels: list[str] = []
+        self.reports: list[ReadReport] = []
+        self.datasets: dict[str, EncodedText] = {}
+        self.raw: dict[str, list[tuple[str, str]]] = {}
+
+    # -- to implement
+    def load_splits(self) -> dict[str, list[tuple[str, str]] | None]:
+        raise NotImplementedError
+
+    # -- shared
+    def _read(self, path: Path, fmt: str = "label_first", **kw) -> list[tuple[str, str]]:
+        examples, report = read_examples(path, fmt, self.encoding, **kw)
+        check_bad_fraction(report, self.max_bad_fraction)
+        self.reports.append(report)
+        return examples
+
+    def carve_val(self, train: list[tuple[str, str]]) -> tuple[list, list]:
+        """A seeded ``val_fraction`` of ``train`` as validation (the split depends on ``split_seed`` only,
+        so runs with different training seeds see the same split)."""
+        rng = np.random.default_rng(self.split_seed)
+        perm = rng.permutation(len(train))
+        n_val = max(1, round(self.val_fraction * len(train)))
+        val = [train[i] for i in sorted(perm[:n_val])]
+        rest = [train[i] for i in sorted(perm[n_val:])]
+        return rest, val
+
+    def prepare_data(self) -> None:
+        pass
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.reports = []
+        splits = self.load_splits()
+        if splits.get("val") is None:
+            splits["train"], splits["val"] = self.carve_val(splits["train"])
+        self.raw = {k: v for k, v in splits.items() if v is not None}
+        self.labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
+        if len(self.labels) < 2:
+            raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
+        label_index = {lab: i for i, lab in enumerate(self.labels)}
+        train_tokens = [self._tok(t) for _, t in self.raw["train"]]
+        self.vocab = Vocab.build(train_tokens, self.min_freq, self.max_size, self.lowercase, self.tokenizer)
+        for split, examples in self.raw.items():
+            tokens = train_tokens if split == "train" else [self._tok(t) for _, t in examples]
+            unknown = Counter(lab for lab, _ in examples if lab not in label_index)
+            if unknown:
+                raise DataError(
+                    f"dataset {self.name!r}: the {split} split has labels not in the training split: "
+                    f"{dict(unknown)}; fix the file or drop those lines"
+                )
+            ids = [self.vocab.encode(t) for t in tokens]
+            self.datasets[split] = EncodedText(ids, [label_index[lab] for lab, _ in examples])
+
+    def _tok(self, text: str) -> list[str]:
+        toks = tokenize(text, self.lowercase, self.tokenizer)
+        return toks[: self.max_length] if self.max_length else toks
+
+    def label_order(self, labels: list[str]) -> list[str]:
+        return sort_labels(labels)
+
+    def model_kwargs(self) -> dict:
+        if self.vocab is None:
+            raise DataError("call setup('fit') before model_kwargs()")
+        names = self.class_names if self.class_names is not None else list(self.labels)
+        return {
+            "vocab": self.vocab.to_dict(),
+            "num_classes": len(self.labels),
+            "class_names": list(names),
+            "pad_index": Vocab.pad_index,
+        }
+
+    def split_sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.datasets.items()}
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            self.setup("fit")
+        ds = self.datasets[split]
+        collate = pad_batch
+        if train and self.bucket:
+            sampler = BucketBatchSampler(ds.lengths, self.batch_size, seed=self.seed)
+            return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+        if train:
+            g = torch.Generator().manual_seed(self.seed)
+            return DataLoader(
+                ds,
+                batch_size=self.batch_size,
+                shuffle=True,
+                generator=g,
+                collate_fn=collate,
+                num_workers=self.num_workers,
+            )
+        return DataLoader(
+            ds,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+class _SSTDataModule(TextDataModule):
+    """SST at sentence level: ``sst/stsa.{binary,fine}.{train,dev,test}`` locally, else a SetFit hub id."""
+
+    prefix = ""
+    hub_id = ""
+
+    def load_splits(self):
+        d = self.data_dir / "sst"
+        paths = {s: d / f"stsa.{self.prefix}.{f}" for s, f in (("train", "train"), ("val", "dev"), ("test", "test"))}
+        if all(p.is_file() for p in paths.values()):
+            return {s: self._read(p, "label_first") for s, p in paths.items()}
+        hub = load_hub(self.name, self.hub_id, str(d / f"stsa.{self.prefix}.*"))
+        return {
+            s: [(str(r["label"]), r["text"]) for r in hub[h]]
+            for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
+        }
+
+
+class SST2DataModule(_SSTDataModule):
+    """SST-2 (binary sentence-level SST, Socher et al. 2013 as used by Kim 2014): 6,920 / 872 / 1,821."""
+
+    name = "sst2"
+    prefix = "binary"
+    hub_id = "SetFit/sst2"
+    class_names = ["negative", "positive"]
+
+
+class SST5DataModule(_SSTDataModule):
+    """SST-1 (fine-grained, 5 classes, sentence level): 8,544 / 1,101 / 2,210."""
+
+    name = "sst5"
+    prefix = "fine"
+    hub_id = "SetFit/sst5"
+    class_names = ["very negative", "negative", "neutral", "positive", "very positive"]
+
+
+class MRDataModule(TextDataModule):
+    """MR (Pang & Lee 2005): 5,331 + 5,331 sentences, 10-fold cross-validation as in Kim (2014).
+
+    The 10,662 sentences are permuted with ``split_seed`` and cut into 10 folds; fold ``fold`` is the test set
+    and ``val_fraction`` of the other nine is the validation set. Folds depend on ``split_seed`` only, so the
+    10 runs of ``experiment=mr_10fold`` (and runs with different training seeds) partition the same data.
+    """
+
+    name = "mr"
+    hub_id = "cornell-movie-review-data/rotten_tomatoes"
+    class_names = ["negative", "positive"]
+    num_folds = 10
+
+    def __init__(self, fold: int = 0, **kw):
+        super().__init__(**kw)
+        if not 0 <= fold < self.num_folds:
+            raise ConfigError(f"data.fold={fold} must be in 0..{self.num_folds - 1}")
+        self.fold = fold
+
+    def load_all(self) -> list[tuple[str, str]]:
+        d = self.data_dir / "mr"
+        pos, neg = d / "rt-polarity.pos", d / "rt-polarity.neg"
+        if pos.is_file() and neg.is_file():
+            out = []
+            for path, label in ((neg, "0"), (pos, "1")):
+                lines = read_lines(path, self.encoding, report := ReadReport(str(path), format="one sentence/line"))
+                for lineno, text in lines:
+                    if text.strip():
+                        out.append((label, text.strip()))
+                    else:
+                        report.add("malformed", lineno, "empty sentence")
+                report.examples = len(lines) - report.malformed
+                if report.skipped:
+                    log.warning(report.summary())
+                check_bad_fraction(report, self.max_bad_fraction)
+                self.reports.append(report)
+            return out
+        hub = load_hub(self.name, self.hub_id, str(d / "rt-polarity.{pos,neg}"))
+        return [(str(r["label"]), r["text"]) for split in ("train", "validation", "test") for r in hub[split]]
+
+    def load_splits(self):
+        data = self.load_all()
+        perm = np.random.default_rng(self.split_seed).permutation(len(data))
+        folds = np.array_split(perm, self.num_folds)
+        test = [data[i] for i in sorted(folds[self.fold])]
+        train = [data[i] for i in sorted(np.concatenate([f for k, f in enumerate(folds) if k != self.fold]))]
+        return {"train": train, "val": None, "test": test}
+
+
+class _HubOnlyDataModule(TextDataModule):
+    """A hub dataset with train/test splits (validation carved from train)."""
+
+    hub_id = ""
+
+    def load_splits(self):
+        hub = load_hub(self.name, self.hub_id, "(hub only)")
+        names = hub["train"].features["label"].names
+        self.class_names = list(names)
+        return {
+            "train": [(str(r["label"]), r["text"]) for r in hub["train"]],
+            "val": None,
+            "test": [(str(r["label"]), r["text"]) for r in hub["test"]],
+        }
+
+
+class AGNewsDataModule(_HubOnlyDataModule):
+    """AG News (4 topics; 120,000 / 7,600), from the hub only."""
+
+    name = "ag_news"
+    hub_id = "fancyzhx/ag_news"
+
+
+class YelpPolarityDataModule(_HubOnlyDataModule):
+    """Yelp review polarity (560,000 / 38,000), from the hub only."""
+
+    name = "yelp_polarity"
+    hub_id = "fancyzhx/yelp_polarity"
+
+
+class LocalTextDataModule(TextDataModule):
+    """Your own labelled text: ``data=local_text data.train=PATH [data.val=PATH] data.test=PATH``.
+
+    Each file is ``label_first`` (``<label> <text>``), ``fasttext`` (``__label__<label> <text>``), or
+    ``csv``/``tsv`` with label and text columns; ``format=auto`` detects per file. The label set comes from
+    the training file; a validation split is carved from it (seeded) when ``val`` is absent.
+    """
+
+    name = "local_text"
+
+    def __init__(
+        self,
+        train: str | None = None,
+        test: str | None = None,
+        val: str | None = None,
+        format: str = "auto",
+        label_column: str | int | None = None,
+        text_column: str | int | None = None,
+        tokenizer: str = "basic",
+        **kw,
+    ):
+        super().__init__(tokenizer=tokenizer, **kw)
+        if not train or not test:
+            raise ConfigError("data=local_text needs data.train=PATH and data.test=PATH (data.val=PATH optional)")
+        if format not in FORMATS:
+            raise choice_error("data.format", format, FORMATS)
+        self.paths = {"train": train, "val": val, "test": test}
+        self.format = format
+        self.label_column = label_column
+        self.text_column = text_column
+
+    def load_splits(self):
+        out: dict[str, list | None] = {}
+        for split, p in self.paths.items():
+            if p is None:
+                out[split] = None
+                continue
+            path = Path(p).expanduser()
+            out[split] = self._read(path, self.format, label_column=self.label_column, text_column=self.text_column)
+        return out

@@ -1,0 +1,318 @@
+"""``TextClassifier``: a sentence encoder (``model.encoder``: cnn / rnn / fasttext), dropout, a linear layer.
+
+``p(y | x) = softmax(W dropout(enc(x)) + b)``, trained with cross-entropy. The vocabulary arrives from the
+DataModule (``model_kwargs``) as plain data and is saved in the checkpoint's hyperparameters, so a checkpoint
+alone classifies new text (``TextClassifier.load(path)``, ``predict``; ``scripts/predict.py``).
+Metrics: ``{train,val,test}/{loss,acc,f1}`` (f1 is macro-averaged over classes). Formulas: docs/text.md.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from nnlab.data.text import Vocab, pad_batch
+from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
+from nnlab.utils.errors import CheckpointError, ConfigError, choice_error
+
+
+def _plain(x):
+    """Config containers (OmegaConf's included, by duck typing) -> dicts/lists, so hparams stay plain data."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, Sequence) and not isinstance(x, str | bytes):
+        return [_plain(v) for v in x]
+    return x
+
+
+def linear_decay(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """fastText's schedule: ``lr_t = lr_0 (1 - t / T)`` over the ``T`` optimizer steps of the whole run."""
+    total = max(1, int(total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / total))
+
+
+class TextClassifier(LightningModule):
+    """Sentence classifier over one of the ``nnlab.nn.text`` encoders.
+
+    Args:
+        vocab, num_classes, class_names, pad_index: from ``dm.model_kwargs()``.
+        encoder: ``cnn`` (Kim 2014), ``rnn`` or ``fasttext`` (Joulin et al. 2016).
+        embed_dim: word-vector size. pretrained: a word2vec/GloVe text file (its dimension must be embed_dim).
+        dropout: before the output layer (Kim: 0.5). max_norm: rows of the output weight are rescaled to L2
+            norm <= max_norm after every step (Kim: 3), null disables.
+        loss_reduction: ``mean`` over the batch, or ``sum``: fastText takes one SGD step per example with
+            learning rate ``lr``; summing a minibatch's losses keeps ``lr`` meaning that.
+        optimizer / scheduler: partials from the config; a scheduler whose signature has ``total_steps``
+            gets the run's number of optimizer steps (``linear_decay``). scheduler_interval: step/epoch.
+        update: ``autograd`` (backward + ``optimizer.step``) or ``fasttext``: the hand-written SGD step of
+            ``fasttext_sgd_step`` (same math, no autograd; the fastText config's default, much faster per step).
+        **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k; rnn_type,
+            hidden_size, num_layers, bidirectional, rnn_dropout; ngrams, buckets, sparse).
+    """
+
+    modality = "text"
+
+    def __init__(
+        self,
+        vocab: dict,
+        num_classes: int,
+        class_names: list[str] | None = None,
+        pad_index: int = 0,
+        encoder: str = "cnn",
+        embed_dim: int = 300,
+        dropout: float = 0.5,
+        max_norm: float | None = 3.0,
+        pretrained: str | None = None,
+        freeze_embeddings: bool = False,
+        loss_reduction: str = "mean",
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        scheduler_interval: str = "epoch",
+        update: str = "autograd",
+        **encoder_kwargs,
+    ):
+        super().__init__()
+        if encoder not in ENCODERS:
+            raise choice_error("model.encoder", encoder, ENCODERS)
+        if loss_reduction not in ("mean", "sum"):
+            raise choice_error("model.loss_reduction", loss_reduction, ("mean", "sum"))
+        if scheduler_interval not in ("step", "epoch"):
+            raise choice_error("model.scheduler_interval", scheduler_interval, ("step", "epoch"))
+        if update not in ("autograd", "fasttext"):
+            raise choice_error("model.update", update, ("autograd", "fasttext"))
+        if update == "fasttext" and (encoder != "fasttext" or dropout or max_norm is not None):
+            raise ConfigError("model.update=fasttext needs model.encoder=fasttext, dropout 0 and max_norm null")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
+        if num_classes < 2:
+            raise ConfigError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
+        vocab = _plain(vocab)
+        encoder_kwargs = _plain(encoder_kwargs)
+        self.save_hyperparameters(
+            {
+                "vocab": vocab,
+                "num_classes": int(num_classes),
+                "class_names": _plain(class_names) or [str(i) for i in range(num_classes)],
+                "pad_index": int(pad_index),
+                "encoder": encoder,
+                "embed_dim": int(embed_dim),
+                "dropout": float(dropout),
+                "max_norm": None if max_norm is None else float(max_norm),
+                "pretrained": pretrained,
+                "freeze_embeddings": bool(freeze_embeddings),
+                "loss_reduction": loss_reduction,
+                "scheduler_interval": scheduler_interval,
+                "update": update,
+                **encoder_kwargs,
+            }
+        )
+        self.vocab = Vocab.from_dict(vocab)
+        self.class_names = list(self.hparams.class_names)
+        self.encoder = build_encoder(
+            encoder,
+            len(self.vocab),
+            pad_index,
+            embed_dim,
+            itos=self.vocab.itos,
+            pretrained=pretrained,
+            freeze_embeddings=freeze_embeddings,
+            **encoder_kwargs,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.encoder.output_dim, num_classes)
+        if encoder == "fasttext":
+            # fastText starts its output matrix at zero
+            nn.init.zeros_(self.fc.weight)
+            nn.init.zeros_(self.fc.bias)
+        self.max_norm = max_norm
+        # update=fasttext: the hand-written SGD step (fasttext_sgd_step) instead of autograd + optimizer.step
+        self.automatic_optimization = update == "autograd"
+        self.loss_reduction = loss_reduction
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric
+                for stage in ("train", "val", "test")
+                for name, metric in (
+                    ("acc", MulticlassAccuracy(num_classes, average="micro")),
+                    ("f1", MulticlassF1Score(num_classes, average="macro")),
+                )
+            }
+        )
+
+    # ------------------------------------------------------------------ forward / steps
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes)."""
+        return self.fc(self.dropout(self.encoder(tokens, lengths)))
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        tokens, lengths, y = batch
+        loss = self._log_stage(stage, self(tokens, lengths), y)
+        return loss * y.shape[0] if self.loss_reduction == "sum" else loss
+
+    def training_step(self, batch, batch_idx):
+        if self.automatic_optimization:
+            return self._step(batch, "train")
+        tokens, lengths, y = batch
+        opt = self.optimizers()
+        group = opt.param_groups[0]
+        if not isinstance(opt.optimizer, torch.optim.SGD) or group.get("momentum") or group.get("weight_decay"):
+            raise ConfigError("model.update=fasttext takes plain SGD (no momentum, no weight decay) as optimizer")
+        ids = self.encoder.ngram_ids(tokens, lengths)
+        onehot = F.one_hot(y, self.hparams.num_classes).to(self.fc.weight.dtype)
+        logits = fasttext_sgd_step(self, ids, bag_shares(ids, self.hparams.pad_index), onehot, group["lr"])
+        # The update is done; stepping the (gradient-free) optimizer is a no-op on the weights but advances
+        # trainer.global_step and keeps the scheduler's step-order bookkeeping right.
+        opt.step()
+        sched = self.lr_schedulers()
+        if sched is not None and self.hparams.scheduler_interval == "step":
+            sched.step()
+        elif sched is not None and self.trainer.is_last_batch:
+            sched.step()
+        self._log_stage("train", logits, y)
+
+    def _log_stage(self, stage: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(logits, y)
+        n = y.shape[0]
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=n)
+        for name in ("acc", "f1"):
+            metric = self.metrics[f"{stage}_{name}"]
+            metric(logits.detach(), y)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "acc", batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.max_norm is not None:
+            max_norm_(self.fc.weight, self.max_norm)
+
+    # ------------------------------------------------------------------ optimization
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = self.optimizer_factory(params) if self.optimizer_factory else torch.optim.Adam(params, lr=1e-3)
+        if self.scheduler_factory is None:
+            return opt
+        fn = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        kw = {}
+        if "total_steps" in inspect.signature(fn).parameters:
+            kw["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        sched = self.scheduler_factory(opt, **kw)
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "interval": self.hparams.scheduler_interval},
+        }
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def predict(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities (len(texts), num_classes) for raw sentences, tokenized as at training time."""
+        was_training = self.training
+        self.eval()
+        out = []
+        device = next(self.parameters()).device
+        for i in range(0, len(texts), batch_size):
+            ids = [torch.tensor(self.vocab.encode_text(t) or [Vocab.unk_index]) for t in texts[i : i + batch_size]]
+            tokens, lengths, _ = pad_batch([(s, 0) for s in ids], self.hparams.pad_index)
+            out.append(self(tokens.to(device), lengths).softmax(dim=1).cpu())
+        self.train(was_training)
+        return torch.cat(out) if out else torch.empty(0, self.hparams.num_classes)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str = "cpu") -> TextClassifier:
+        """A model from a Lightning checkpoint, loaded with ``weights_only=True`` (plain hyperparameters)."""
+        path = Path(path)
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such checkpoint") from None
+        except Exception as e:  # noqa: BLE001 - truncated/tampered files raise many kinds of errors
+            raise CheckpointError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from None
+        hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+        if not hp or hp.get("encoder") not in ENCODERS or "vocab" not in hp:
+            raise CheckpointError(f"{path}: not a TextClassifier checkpoint (no text hyperparameters)")
+        hp = dict(hp)
+        hp.pop("pretrained", None)  # the vectors are in the state dict; the file may be gone
+        model = cls(**hp)
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except (KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: weights do not fit the stored model ({str(e).splitlines()[0]})") from None
+        return model.eval()
+
+
+def bag_shares(ids: torch.Tensor, pad_index: int) -> torch.Tensor:
+    """Each id's weight ``1/|bag|`` in its bag's mean, 0 on padding (so padding rows get zero updates)."""
+    valid = ids != pad_index
+    return valid / valid.sum(1, keepdim=True).clamp_min(1)
+
+
+@torch.no_grad()
+def fasttext_sgd_step(
+    model: TextClassifier, ids: torch.Tensor, share: torch.Tensor, onehot: torch.Tensor, rate: float
+) -> torch.Tensor:
+    """One SGD step of fastText's softmax classifier on a minibatch, without autograd; returns the logits.
+
+    ``h_b = sum_i share_bi E[ids_bi]`` (the bag means), ``g_b = softmax(W h_b + c) - onehot_b`` (the gradient
+    of the summed cross-entropy, so ``rate`` is the per-example step as in C++), ``W -= rate g^T h``,
+    ``c -= rate sum_b g_b``, ``E[ids_bi] -= rate share_bi (g_b W_old)`` (``index_add_``: only the rows of
+    the batch move). Same math as autograd + SGD on ``loss_reduction=sum`` (tested), a third of the ops.
+    """
+    emb, w, c = model.encoder.bag.weight.data, model.fc.weight.data, model.fc.bias.data
+    share = share.unsqueeze(1)  # (B, 1, M)
+    h = torch.bmm(share, emb[ids]).squeeze(1)  # (B, D)
+    logits = torch.addmm(c, h, w.t())
+    grad = torch.softmax(logits, dim=1).sub_(onehot)
+    grad_h = grad @ w  # before W moves, as in C++
+    w.addmm_(grad.t(), h, alpha=-rate)
+    c.sub_(grad.sum(0), alpha=rate)
+    upd = share.transpose(1, 2) * grad_h.unsqueeze(1)  # (B, M, D)
+    emb.index_add_(0, ids.flatten(), upd.flatten(0, 1), alpha=-rate)
+    return logits
+
+
+@torch.no_grad()
+def fit_fasttext(
+    model: TextClassifier,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 5,
+    lr: float = 0.25,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> TextClassifier:
+    """Train a ``fasttext`` TextClassifier as the C++ fastText does, without Lightning: shuffled minibatches
+    of ``fasttext_sgd_step`` with the rate decaying linearly from ``lr`` to 0 over the run.
+
+    ``tokens`` (N, L) padded with the model's pad index, ``lengths`` (N,), ``labels`` (N,).
+    """
+    if model.hparams.encoder != "fasttext":
+        raise ConfigError(f"fit_fasttext trains model.encoder=fasttext, not {model.hparams.encoder}")
+    n = tokens.shape[0]
+    # computed once: the n-gram ids, their shares and the one-hot targets do not change across epochs
+    ids_all = model.encoder.ngram_ids(tokens, lengths)
+    share_all = bag_shares(ids_all, model.hparams.pad_index)
+    onehot_all = F.one_hot(labels, model.hparams.num_classes).to(model.fc.weight.dtype)
+    g = torch.Generator().manual_seed(seed)
+    total = epochs * ((n + batch_size - 1) // batch_size)
+    step = 0
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            fasttext_sgd_step(model, ids_all[idx], share_all[idx], onehot_all[idx], lr * max(0.0, 1.0 - step / total))
+            step += 1
+    return model

@@ -1,0 +1,235 @@
+"""Text data: benchmark split sizes, every local_text format, encodings, malformed lines, vocabulary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnlab.data.text import (
+    BucketBatchSampler,
+    LocalTextDataModule,
+    MRDataModule,
+    SST2DataModule,
+    SST5DataModule,
+    Vocab,
+    detect_format,
+    pad_batch,
+    read_examples,
+    read_lines,
+    tokenize,
+)
+from nnlab.utils.errors import ConfigError, DataError
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data"))
+if not (SHARED / "sst").is_dir():
+    SHARED = Path("/work/shared/data")
+needs_shared = pytest.mark.skipif(not (SHARED / "sst").is_dir(), reason="shared benchmark data not present")
+
+
+# ---------------------------------------------------------------------------------- real benchmarks
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("cls", "sizes", "classes"),
+    [(SST2DataModule, (6920, 872, 1821), 2), (SST5DataModule, (8544, 1101, 2210), 5)],
+)
+def test_sst_split_sizes(cls, sizes, classes):
+    dm = cls(data_dir=str(SHARED))
+    dm.setup("fit")
+    assert tuple(dm.split_sizes()[s] for s in ("train", "val", "test")) == sizes
+    kw = dm.model_kwargs()
+    assert kw["num_classes"] == classes == len(kw["class_names"])
+    assert kw["pad_index"] == 0 and kw["vocab"]["tokens"][:2] == ["<pad>", "<unk>"]
+    assert all(r.skipped == 0 for r in dm.reports)
+
+
+@needs_shared
+def test_mr_is_latin1_and_ten_folds_partition_it():
+    lines = read_lines(SHARED / "mr" / "rt-polarity.pos")
+    assert len(lines) == 5331  # str.splitlines would give 5,344 (0x85 -> U+0085 NEL)
+    folds = []
+    for fold in (0, 9):
+        dm = MRDataModule(data_dir=str(SHARED), fold=fold)
+        dm.setup("fit")
+        n = dm.split_sizes()
+        assert n["train"] + n["val"] + n["test"] == 10662
+        assert n["test"] in (1066, 1067)
+        assert dm.reports[0].encoding in ("cp1252", "latin-1")
+        folds.append({t for _, t in dm.raw["test"]})
+        train = {t for _, t in dm.raw["train"]} | {t for _, t in dm.raw["val"]}
+        assert not folds[-1] & train
+    assert not folds[0] & folds[1]  # different folds are disjoint: the permutation does not depend on `seed`
+    again = MRDataModule(data_dir=str(SHARED), fold=9, seed=123)
+    again.setup("fit")
+    assert {t for _, t in again.raw["test"]} == folds[1]
+
+
+def test_missing_dataset_fails_fast_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError) as e:
+        SST2DataModule(data_dir=str(tmp_path)).setup("fit")
+    msg = str(e.value)
+    assert "\n" not in msg and "sst2" in msg and str(tmp_path) in msg and "SetFit/sst2" in msg
+
+
+def test_bad_fold_is_a_config_error():
+    with pytest.raises(ConfigError, match="data.fold"):
+        MRDataModule(fold=10)
+
+
+# ---------------------------------------------------------------------------------- local_text formats
+
+
+ROWS = [("pos", "a fine film ."), ("neg", "dull , dull , dull ."), ("pos", "great fun"), ("neg", "a mess")]
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fmt"),
+    [
+        ("a.txt", "".join(f"{lab} {t}\n" for lab, t in ROWS), "label_first"),
+        ("b.txt", "".join(f"__label__{lab} {t}\n" for lab, t in ROWS), "fasttext"),
+        ("c.csv", "label,text\n" + "".join(f'{lab},"{t}"\n' for lab, t in ROWS), "csv"),
+        ("d.csv", "sentence,sentiment\n" + "".join(f'"{t}",{lab}\n' for lab, t in ROWS), "csv"),
+        ("e.tsv", "".join(f"{lab}\t{t}\n" for lab, t in ROWS), "tsv"),
+        ("f.data", "text\tlabel\n" + "".join(f"{t}\t{lab}\n" for lab, t in ROWS), "tsv"),
+    ],
+)
+def test_every_format_is_detected_and_read(tmp_path, name, content, fmt):
+    path = _write(tmp_path / name, content)
+    examples, report = read_examples(path, "auto")
+    assert report.format == fmt
+    assert examples == ROWS
+    assert report.skipped == 0
+
+
+def test_headerless_two_column_csv_finds_the_label_column(tmp_path):
+    path = _write(tmp_path / "x.csv", "".join(f'"{t}",{lab}\n' for lab, t in ROWS * 3))
+    examples, _ = read_examples(path, "csv")
+    assert examples == ROWS * 3
+
+
+def test_csv_quoted_field_with_newline_and_comma(tmp_path):
+    path = _write(tmp_path / "q.csv", 'label,text\npos,"one, two\nthree"\nneg,plain\n')
+    examples, _ = read_examples(path)
+    assert examples == [("pos", "one, two\nthree"), ("neg", "plain")]
+
+
+def test_latin1_file_is_detected_and_0x85_does_not_split_lines(tmp_path):
+    text = "1 caf\xe9 society\x85 a fine film\n0 na\xefve and dull\n"
+    path = _write(tmp_path / "l.txt", text, "latin-1")
+    examples, report = read_examples(path)
+    assert report.encoding in ("cp1252", "latin-1")
+    assert len(examples) == 2 and examples[0][1].startswith("café society")
+    assert examples[1] == ("0", "naïve and dull")
+
+
+def test_undecodable_and_malformed_lines_are_reported_with_file_and_line(tmp_path):
+    raw = b"1 good film\n\xff\xfe broken bytes\n0\n\n__label__x y\n0 bad film\n"
+    path = tmp_path / "bad.txt"
+    path.write_bytes(raw)
+    examples, report = read_examples(path, "label_first", encoding="utf-8")
+    # line 5's label is "__label__x": a label_first file takes it literally; it is not dropped silently
+    assert [lab for lab, _ in examples] == ["1", "__label__x", "0"]
+    assert report.undecodable == 1 and report.malformed == 1 and report.blank == 1
+    assert report.problems[0].startswith(f"{path}:2:") and f"{path}:3:" in report.problems[1]
+
+
+def test_fasttext_format_rejects_lines_without_exactly_one_label(tmp_path):
+    path = _write(tmp_path / "ft.txt", "__label__a x y\nno label here\n__label__a __label__b z\n__label__b w\n")
+    examples, report = read_examples(path, "fasttext")
+    assert examples == [("a", "x y"), ("b", "w")]
+    assert report.malformed == 2 and ":2:" in report.problems[0] and ":3:" in report.problems[1]
+
+
+def test_too_many_bad_lines_fail_with_one_line(tmp_path):
+    train = _write(tmp_path / "tr.txt", "1 ok\n0\n1\n0 fine\n")
+    test = _write(tmp_path / "te.txt", "1 ok\n0 fine\n")
+    dm = LocalTextDataModule(train=str(train), test=str(test), format="label_first")
+    with pytest.raises(DataError) as e:
+        dm.setup("fit")
+    assert "\n" not in str(e.value) and f"{train}:2" in str(e.value)
+
+
+def test_local_text_carves_val_takes_labels_from_train_and_is_seeded(tmp_path):
+    lines = [f"{'pos' if i % 2 else 'neg'} sentence number {i}" for i in range(100)]
+    train = _write(tmp_path / "train.txt", "\n".join(lines) + "\n")
+    test = _write(tmp_path / "test.txt", "pos a b\nneg c d\n")
+    dms = [LocalTextDataModule(train=str(train), test=str(test), seed=s, val_fraction=0.2) for s in (0, 1)]
+    for dm in dms:
+        dm.setup("fit")
+    assert dms[0].split_sizes() == {"train": 80, "val": 20, "test": 2}
+    assert dms[0].labels == ["neg", "pos"] and dms[0].model_kwargs()["class_names"] == ["neg", "pos"]
+    assert dms[0].raw["val"] == dms[1].raw["val"]  # split_seed, not the training seed, fixes the split
+    assert "number" in dms[0].vocab.stoi
+    val_only = {t.split()[-1] for _, t in dms[0].raw["val"]}
+    assert not val_only & set(dms[0].vocab.itos)  # vocabulary from train only
+
+
+def test_local_text_unknown_label_in_test_fails(tmp_path):
+    train = _write(tmp_path / "train.txt", "a x\nb y\na z\nb w\n" * 5)
+    test = _write(tmp_path / "test.txt", "c q\n")
+    with pytest.raises(DataError, match="not in the training split"):
+        LocalTextDataModule(train=str(train), test=str(test)).setup("fit")
+
+
+def test_local_text_needs_train_and_test():
+    with pytest.raises(ConfigError, match="data.train"):
+        LocalTextDataModule(train="x.txt")
+
+
+def test_detect_format_defaults_to_label_first(tmp_path):
+    assert detect_format(tmp_path / "x.txt", [(1, "1 a b c"), (2, "0 d e")]) == "label_first"
+
+
+# ---------------------------------------------------------------------------------- vocab and batches
+
+
+def test_vocab_min_freq_max_size_and_round_trip():
+    sents = [["a", "b", "a"], ["c", "a", "b"], ["d"]]
+    v = Vocab.build(sents, min_freq=2)
+    assert v.itos == ["<pad>", "<unk>", "a", "b"]
+    assert Vocab.build(sents, max_size=1).itos == ["<pad>", "<unk>", "a"]
+    assert v.encode(["a", "zzz"]) == [2, 1]
+    w = Vocab.from_dict(v.to_dict())
+    assert w.itos == v.itos and w.lowercase == v.lowercase and w.tokenizer == v.tokenizer
+    with pytest.raises(DataError):
+        Vocab.from_dict({"tokens": ["<pad>", "<unk>"]})
+
+
+def test_tokenizers():
+    assert tokenize("It's GREAT, isn't it?", tokenizer="basic") == [
+        "it",
+        "'s",
+        "great",
+        ",",
+        "is",
+        "n't",
+        "it",
+        "?",
+    ]
+    assert tokenize("Wo n't GO", lowercase=False) == ["Wo", "n't", "GO"]
+
+
+def test_pad_batch_and_bucketing():
+    seqs = [torch.tensor([5, 6, 7]), torch.tensor([8])]
+    tokens, lengths, labels = pad_batch([(seqs[0], 1), (seqs[1], 0)])
+    assert tokens.tolist() == [[5, 6, 7], [8, 0, 0]] and lengths.tolist() == [3, 1] and labels.tolist() == [1, 0]
+    lengths = [(i * 7) % 23 + 1 for i in range(200)]
+    s = BucketBatchSampler(lengths, 16, seed=0)
+    batches = list(s)
+    assert len(batches) == len(s)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 5  # similar lengths together (random batches would spread ~20)
+    s.set_epoch(1)
+    assert list(s) != batches

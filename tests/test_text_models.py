@@ -1,0 +1,263 @@
+"""Sentence encoders and TextClassifier: padding invariance, learning a separable set, checkpoints."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from nnlab.data.text import LocalTextDataModule, Vocab
+from nnlab.models.text import TextClassifier, fit_fasttext, linear_decay
+from nnlab.nn.text import FastTextBag, KimCNN, RNNEncoder, build_encoder, make_embedding, max_norm_, pool_time
+from nnlab.utils.errors import CheckpointError, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENCODER_CONFIGS = {
+    "cnn": dict(encoder="cnn", embed_dim=16, num_filters=8, optimizer=partial(torch.optim.Adam, lr=1e-2)),
+    "cnn_mean": dict(
+        encoder="cnn",
+        embed_dim=16,
+        num_filters=8,
+        pool="mean",
+        dropout=0.0,
+        optimizer=partial(torch.optim.Adam, lr=1e-2),
+    ),
+    "lstm": dict(
+        encoder="rnn",
+        embed_dim=16,
+        hidden_size=16,
+        dropout=0.0,
+        max_norm=None,
+        optimizer=partial(torch.optim.Adam, lr=1e-2),
+    ),
+    "gru_max": dict(
+        encoder="rnn",
+        rnn_type="gru",
+        pool="max",
+        bidirectional=False,
+        embed_dim=16,
+        hidden_size=16,
+        dropout=0.0,
+        max_norm=None,
+        optimizer=partial(torch.optim.Adam, lr=1e-2),
+    ),
+    "fasttext": dict(
+        encoder="fasttext",
+        embed_dim=8,
+        ngrams=2,
+        buckets=1000,
+        dropout=0.0,
+        max_norm=None,
+        loss_reduction="sum",
+        optimizer=partial(torch.optim.SGD, lr=0.5),
+        scheduler=linear_decay,
+        scheduler_interval="step",
+    ),
+    "fasttext_manual": dict(
+        encoder="fasttext",
+        embed_dim=8,
+        ngrams=2,
+        buckets=1000,
+        dropout=0.0,
+        max_norm=None,
+        update="fasttext",
+        optimizer=partial(torch.optim.SGD, lr=0.5),
+        scheduler=linear_decay,
+        scheduler_interval="step",
+    ),
+}
+
+
+def _separable(path: Path, n: int, seed: int) -> Path:
+    """Sentences of filler words with one cue word; the cue decides the label (``good``/``great`` vs
+    ``bad``/``awful``), its position varies, so the model must find it anywhere in the sentence."""
+    g = torch.Generator().manual_seed(seed)
+    filler = [f"w{i}" for i in range(30)]
+    cues = {"pos": ["good", "great"], "neg": ["bad", "awful"]}
+    lines = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        length = int(torch.randint(2, 12, (1,), generator=g))
+        words = [filler[int(j)] for j in torch.randint(0, len(filler), (length,), generator=g)]
+        words.insert(int(torch.randint(0, length + 1, (1,), generator=g)), cues[label][i % 4 // 2])
+        lines.append(f"{label} {' '.join(words)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    return _separable(d / "train.txt", 160, 0), _separable(d / "test.txt", 40, 1)
+
+
+def _fit(tiny, cfg, tmp_path, epochs=12):
+    torch.manual_seed(0)
+    dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
+    dm.setup("fit")
+    model = TextClassifier(**dm.model_kwargs(), **cfg)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, dm)
+    return trainer, model, dm
+
+
+@pytest.mark.parametrize("name", list(ENCODER_CONFIGS))
+def test_each_encoder_learns_a_separable_set(tiny, tmp_path, name):
+    trainer, model, dm = _fit(tiny, ENCODER_CONFIGS[name], tmp_path)
+    (res,) = trainer.test(model, dm, verbose=False)
+    assert res["test/acc"] == 1.0, res
+    assert set(res) == {"test/loss", "test/acc", "test/f1"}
+    if model.max_norm is not None:
+        assert model.fc.weight.norm(dim=1).max() <= model.max_norm + 1e-5
+
+
+def test_checkpoint_round_trip_with_vocab_weights_only_and_predict_script(tiny, tmp_path, capsys):
+    trainer, model, dm = _fit(tiny, ENCODER_CONFIGS["cnn"], tmp_path)
+    ckpt = tmp_path / "best.ckpt"
+    trainer.save_checkpoint(ckpt)
+    raw = torch.load(ckpt, weights_only=True)  # plain hyperparameters only
+    assert raw["hyper_parameters"]["vocab"]["tokens"] == dm.vocab.itos
+    loaded = TextClassifier.load(ckpt)
+    texts = ["w1 w2 good w3", "awful w4", "never seen words bad"]
+    torch.testing.assert_close(loaded.predict(texts), model.predict(texts))
+    assert loaded.predict(texts).argmax(1).tolist() == [1, 0, 0]
+    # predict.py in-process (tests/test_text_cli.py runs it as a subprocess on a train.py checkpoint)
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import predict
+    finally:
+        sys.path.pop(0)
+    assert predict.main([f"ckpt_path={ckpt}", *texts[:2]]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert rows[0].split()[0] == "pos" and rows[1].split()[0] == "neg"
+    assert "pos=" in rows[0] and "neg=" in rows[0]
+    assert predict.main([f"ckpt_path={tmp_path}/no.ckpt", "x"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no.ckpt" in err
+
+
+def test_load_rejects_a_non_text_checkpoint(tmp_path):
+    p = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"num_classes": 10}}, p)
+    with pytest.raises(CheckpointError, match="not a TextClassifier"):
+        TextClassifier.load(p)
+    (tmp_path / "trunc.ckpt").write_bytes(p.read_bytes()[:20])
+    with pytest.raises(CheckpointError):
+        TextClassifier.load(tmp_path / "trunc.ckpt")
+
+
+# ---------------------------------------------------------------------------------- encoder invariants
+
+
+def _batch_with_padding(extra: int):
+    tokens = torch.tensor([[5, 6, 7, 8], [9, 3, 0, 0]])
+    lengths = torch.tensor([4, 2])
+    return torch.nn.functional.pad(tokens, (0, extra)), lengths
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda e: KimCNN(e, (2, 3), 4, pool="max"),
+        lambda e: KimCNN(e, (3, 5), 4, pool="mean"),
+        lambda e: RNNEncoder(e, "lstm", 6, 2, True, "last"),
+        lambda e: RNNEncoder(e, "gru", 6, 1, True, "max"),
+        lambda e: RNNEncoder(e, "rnn", 6, 1, False, "mean"),
+        lambda e: FastTextBag(12, 6, ngrams=3, buckets=50),
+    ],
+)
+def test_sentence_vector_does_not_depend_on_batch_padding(make):
+    torch.manual_seed(0)
+    enc = make(make_embedding(12, 6, 0)).eval()
+    base = enc(*_batch_with_padding(0))
+    for extra in (1, 5):
+        torch.testing.assert_close(enc(*_batch_with_padding(extra)), base)
+    alone = enc(torch.tensor([[9, 3]]), torch.tensor([2]))
+    torch.testing.assert_close(alone[0], base[1])
+
+
+def test_cnn_handles_sentences_shorter_than_the_widest_filter():
+    enc = KimCNN(make_embedding(12, 6, 0), (3, 4, 5), 4)
+    out = enc(torch.tensor([[4]]), torch.tensor([1]))
+    assert out.shape == (1, 12) and torch.isfinite(out).all()
+
+
+def test_pool_time_masks_padding():
+    x = torch.tensor([[[1.0, 5.0, 9.0]]])
+    mask = torch.tensor([[True, True, False]])
+    assert pool_time(x, mask, "max").item() == 5.0
+    assert pool_time(x, mask, "mean").item() == 3.0
+
+
+def test_kmax_pool_uses_the_ops_kernel_or_says_it_is_missing():
+    from nnlab import ops
+
+    enc_args = (make_embedding(12, 6, 0), (2,), 3)
+    if not hasattr(ops, "kmax_pool1d"):
+        with pytest.raises(ConfigError, match="kmax_pool1d"):
+            KimCNN(*enc_args, pool="kmax", k=2)(torch.tensor([[1, 2, 3]]), torch.tensor([3]))
+    else:
+        out = KimCNN(*enc_args, pool="kmax", k=2)(torch.tensor([[1, 2, 3]]), torch.tensor([3]))
+        assert out.shape == (1, 6)
+
+
+def test_fasttext_ngram_ids_hash_only_valid_windows():
+    bag = FastTextBag(10, 4, ngrams=2, buckets=7)
+    ids = bag.ngram_ids(torch.tensor([[2, 3, 4], [5, 0, 0]]), torch.tensor([3, 1]))
+    assert ids.shape == (2, 5)
+    assert ids[0, :3].tolist() == [2, 3, 4] and (ids[0, 3:] >= 10).all()
+    assert ids[1].tolist() == [5, 0, 0, 0, 0]  # no bigram for a one-word sentence
+    assert ids[0, 3].item() == 10 + (2 * FastTextBag.HASH_MULT + 3) % 7
+
+
+def test_unknown_encoder_option_is_one_line():
+    with pytest.raises(ConfigError, match="model.hiden_size"):
+        build_encoder("rnn", 10, 0, 8, hiden_size=3)
+    with pytest.raises(ConfigError, match="model.encoder"):
+        build_encoder("transformer", 10, 0, 8)
+
+
+def test_pretrained_vectors_are_loaded(tmp_path):
+    vec = tmp_path / "v.txt"
+    vec.write_text("2 3\ngood 1 2 3\nbad -1 -2 -3\n")
+    vocab = Vocab(["<pad>", "<unk>", "good", "other"]).to_dict()
+    m = TextClassifier(vocab, 2, encoder="cnn", embed_dim=3, num_filters=2, pretrained=str(vec))
+    assert m.encoder.embedding.weight[2].tolist() == [1.0, 2.0, 3.0]
+    assert m.encoder.embedding.weight[0].abs().sum() == 0
+
+
+def test_max_norm_rescales_only_long_rows():
+    w = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+    max_norm_(w, 3.0)
+    torch.testing.assert_close(w, torch.tensor([[1.8, 2.4], [0.3, 0.4]]))
+
+
+def test_fit_fasttext_step_equals_autograd_sgd_on_summed_loss():
+    torch.manual_seed(0)
+    vocab = Vocab(["<pad>", "<unk>", *[f"w{i}" for i in range(20)]]).to_dict()
+    kw = dict(encoder="fasttext", embed_dim=4, ngrams=2, buckets=13, dropout=0.0, max_norm=None)
+    a = TextClassifier(vocab, 3, **kw)
+    torch.nn.init.normal_(a.fc.weight)  # non-zero output weights, so the input rows move in step one
+    b = TextClassifier(vocab, 3, **kw)
+    b.load_state_dict(a.state_dict())
+    tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0]])
+    lengths, y = torch.tensor([4, 2, 3]), torch.tensor([0, 2, 1])
+    fit_fasttext(a, tokens, lengths, y, epochs=1, lr=0.3, batch_size=3)  # one step, at the full rate
+    opt = torch.optim.SGD(b.parameters(), lr=0.3)
+    torch.nn.functional.cross_entropy(b(tokens, lengths), y, reduction="sum").backward()
+    opt.step()
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
