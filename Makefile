@@ -54,5 +54,11 @@ sweep-demo: install
 	$(PY) train.py experiment=sweep_demo hydra.sweep.dir=$(SWEEP_DEMO_DIR)
 	$(PY) scripts/report.py $(SWEEP_DEMO_DIR)
 
+# Peer programs for side-by-side benchmarks only (the C++ fastText), in their own venv: they need numpy 1.26.
+bench-peers: install
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/pip install -q -r ../shared/requirements-peers.txt
+	$(PY) scripts/bench_fasttext.py --peer-python .venv-peers/bin/python
+
 clean:
 	rm -rf logs .pytest_cache .ruff_cache
