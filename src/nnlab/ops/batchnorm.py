@@ -20,6 +20,9 @@ In eval mode the running statistics replace μ and σ², so y is affine in x: dx
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -35,62 +38,111 @@ def _reduce_dims(x: torch.Tensor) -> tuple[int, ...]:
     return (0,) + tuple(range(2, x.dim()))
 
 
+# The math of forward and backward as plain tensor functions (no autograd), so that the same code runs
+# eagerly or fused by torch.compile (``set_fused``). Each is written as few passes over x as eager allows.
+
+
+def _bn_forward_math(x, mean, var, weight, bias, eps: float):
+    """y = (x − μ)·γ/√(σ² + ε) + β; returns y and 1/√(σ² + ε)."""
+    shape = _channel_shape(x)
+    rstd = torch.rsqrt(var + eps)
+    scale = rstd if weight is None else rstd * weight
+    centred = x - mean.view(shape)  # centring before scaling: a constant channel gives exact zeros
+    if bias is None:
+        return centred.mul_(scale.view(shape)), rstd
+    return torch.addcmul(bias.view(shape), centred, scale.view(shape)), rstd
+
+
+def _bn_batch_stats_forward(x, weight, bias, eps: float):
+    var, mean = torch.var_mean(x, dim=_reduce_dims(x), correction=0)
+    y, rstd = _bn_forward_math(x, mean, var, weight, bias, eps)
+    return y, mean, var, rstd
+
+
+def _bn_backward_math(dy, x, mean, rstd, weight, training: bool):
+    """(dx, Σ dy·x̂, Σ dy) per derivations §1.3 (training) or §1.4 (eval, statistics are constants)."""
+    shape, dims = _channel_shape(x), _reduce_dims(x)
+    m = x.numel() // x.shape[1]
+    gamma_rstd = rstd if weight is None else rstd * weight
+    centred = x - mean.view(shape)
+    sum_dy = dy.sum(dims)
+    sum_dy_xhat = (dy * centred).sum(dims) * rstd
+    if training:
+        # Compact form γ·rstd/m·(m·dy − Σdy − x̂·Σdy·x̂), expanded to a·dy + b·(x − μ) + c with per-channel
+        # a = γ·rstd, b = −γ·rstd²·Σdy·x̂/m, c = −γ·rstd·Σdy/m: two fused multiply-adds.
+        b = -gamma_rstd * rstd * sum_dy_xhat / m
+        c = -gamma_rstd * sum_dy / m
+        dx = torch.addcmul(c.view(shape), centred, b.view(shape))
+        dx = dx.addcmul_(dy, gamma_rstd.view(shape))
+    else:
+        dx = dy * gamma_rstd.view(shape)
+    return dx, sum_dy_xhat, sum_dy
+
+
+_EAGER = (_bn_batch_stats_forward, _bn_forward_math, _bn_backward_math)
+_FUSED = {"enabled": os.environ.get("NNLAB_FUSED_BN", "0") == "1", "fns": None, "failed": False}
+
+
+def set_fused(enabled: bool) -> None:
+    """Run batch norm's forward/backward math through ``torch.compile`` (one fused kernel per pass).
+
+    Off by default (also ``NNLAB_FUSED_BN=1``): the first call per shape family compiles for tens of
+    seconds, which pays off only for long runs. If compiling fails (e.g. no C++ compiler) the eager code
+    runs instead, with one warning.
+    """
+    _FUSED["enabled"] = bool(enabled)
+
+
+def _fns():
+    if not _FUSED["enabled"] or _FUSED["failed"]:
+        return _EAGER
+    if _FUSED["fns"] is None:
+        _FUSED["fns"] = tuple(torch.compile(f, dynamic=None) for f in _EAGER)
+    return _FUSED["fns"]
+
+
+def _call(i: int, *args):
+    fn = _fns()[i]
+    if fn is _EAGER[i]:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except Exception as e:  # any compile/backend failure: the same math, eagerly
+        _FUSED["failed"] = True
+        warnings.warn(f"nnlab batch_norm: torch.compile failed ({type(e).__name__}: {e}); running eagerly",
+                      stacklevel=3)
+        return _EAGER[i](*args)
+
+
 class BatchNormFunction(torch.autograd.Function):
-    """y = γ·(x − μ)/√(σ² + ε) + β with batch (training) or given (eval) statistics; see module docstring."""
+    """y = γ·(x − μ)/√(σ² + ε) + β with batch (training) or given (eval) statistics; module docstring."""
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
-        shape = _channel_shape(x)
-        dims = _reduce_dims(x)
-        m = x.numel() // x.shape[1]
         if training:
-            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            y, mean, var, rstd = _call(0, x, weight, bias, eps)
+            m = x.numel() // x.shape[1]
+            # In place and outside autograd, exactly as torch's kernel updates its buffers.
             if running_mean is not None:
-                # In place and without autograd, exactly as torch's kernel updates its buffers.
                 running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
             if running_var is not None:
                 unbiased = var * (m / (m - 1))
                 running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
         else:
-            mean, var = running_mean.to(x.dtype), running_var.to(x.dtype)
-        rstd = torch.rsqrt(var + eps)
-        # y = x·scale + shift with scale = γ/√(σ²+ε), shift = β − μ·scale: one pass over x.
-        scale = rstd if weight is None else rstd * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
-        y = torch.addcmul(shift.view(shape), x, scale.view(shape))
+            mean = running_mean.to(x.dtype)
+            y, rstd = _call(1, x, mean, running_var.to(x.dtype), weight, bias, eps)
         ctx.save_for_backward(x, mean, rstd, weight)
         ctx.training = training
-        ctx.has_bias = bias is not None
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
         x, mean, rstd, weight = ctx.saved_tensors
-        shape = _channel_shape(x)
-        dims = _reduce_dims(x)
-        m = x.numel() // x.shape[1]
-        need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[3], ctx.needs_input_grad[4]
-        sum_dy = dy.sum(dims)
-        # Σ dy·x̂ = rstd·Σ dy·(x − μ); centring first keeps float32 accurate when |μ| ≫ σ.
-        sum_dy_xhat = (dy * (x - mean.view(shape))).sum(dims) * rstd if (need_x or need_w) else None
-        gamma_rstd = rstd if weight is None else rstd * weight
-        dx = dweight = dbias = None
-        if need_x:
-            if ctx.training:
-                # dx = a·dy + b·(x − μ) + c with per-channel a = γ·rstd, b = −γ·rstd²·Σdy·x̂/m,
-                # c = −γ·rstd·Σdy/m: the compact form, expanded so that it is two fused passes.
-                b = -gamma_rstd * rstd * sum_dy_xhat / m
-                c = -gamma_rstd * sum_dy / m - b * mean
-                dx = torch.addcmul(c.view(shape), x, b.view(shape))
-                dx.addcmul_(dy, gamma_rstd.view(shape))
-            else:
-                dx = dy * gamma_rstd.view(shape)
-        if need_w:
-            dweight = sum_dy_xhat
-        if need_b:
-            dbias = sum_dy
-        return dx, None, None, dweight, dbias, None, None, None
+        dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
+        need = ctx.needs_input_grad
+        return (dx if need[0] else None, None, None, dweight if need[3] else None, dbias if need[4] else None,
+                None, None, None)
 
 
 def batch_norm(
