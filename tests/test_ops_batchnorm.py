@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _ops_helpers import channels_last, compare_with_torch
+from _ops_helpers import _one_thread, channels_last, compare_with_torch  # noqa: F401 (autouse fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
