@@ -12,7 +12,8 @@ from nnlab.nn.conv import Conv2d
 from nnlab.ops import OpInputError, conv2d
 
 # (N, Cin, H, W, Cout, kernel, stride, padding, dilation, groups): batch 1, odd sizes, 1x1, rectangular
-# kernels, every stride/padding/dilation/groups combination that occurs in practice.
+# kernels, every stride/padding/dilation/groups combination that occurs in practice. Cases with stride 1
+# along H and one group take the row-shift path, the others full im2col (derivations §2.3).
 CASES = [
     (1, 3, 5, 6, 4, 3, 1, 1, 1, 1),
     (2, 4, 7, 5, 6, 3, 2, 1, 1, 2),
@@ -21,6 +22,7 @@ CASES = [
     (2, 2, 8, 7, 2, 3, 3, 2, 2, 1),
     (1, 6, 6, 6, 3, 2, 2, 0, 1, 3),
     (2, 3, 4, 4, 5, 4, 1, 2, 1, 1),
+    (2, 3, 7, 9, 4, 3, (1, 2), 1, (2, 1), 1),
 ]
 
 

@@ -13,6 +13,10 @@ and the gradients are the two other products of the same three matrices:
 
 col2im adds each column entry back to the input pixel it was read from, so overlapping receptive fields
 sum their contributions, and padding positions are dropped.
+
+Two implementations of these products: with stride 1 along H and one group (the common case) only the kw
+horizontal taps are unrolled and the kh vertical taps become row shifts of one matrix (``_RowShiftConv``,
+derivations §2.3), which avoids the kh·kw-fold im2col copy; otherwise full im2col (``_im2col``/``_col2im``).
 """
 
 from __future__ import annotations
@@ -58,11 +62,95 @@ def _col2im(cols: torch.Tensor, shape, k, stride, padding, dilation) -> torch.Te
     return dx[:, :, ph : ph + H, pw : pw + W] if (ph or pw) else dx
 
 
+def _row_taps(x: torch.Tensor, kw: int, sw: int, padding, dw: int):
+    """NHWC "row columns" of the padded input: X_row[(n, r, j), (v, c)] = x_pad[n, c, r, j·sw + v·dw],
+    shape (N·Hp·Wo, kw·C). Only the kw horizontal taps are unrolled (kw times the input, not kh·kw)."""
+    ph, pw = padding
+    xp = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # (N, Hp, Wp, C) view, no copy yet
+    N, Hp, Wp, C = xp.shape
+    Wo = (Wp - dw * (kw - 1) - 1) // sw + 1
+    sN, sH, sW, sC = xp.stride()
+    return xp.as_strided((N, Hp, Wo, kw, C), (sN, sH, sW * sw, sW * dw, sC)).reshape(N * Hp * Wo, kw * C)
+
+
+class _RowShiftConv:
+    """Stride 1 along H, one group: the vertical taps are row shifts of X_row, so the convolution is kh
+    matrix products accumulated in place (derivations §2.3):
+
+        Y_wide[(n, i, j), o] = Σ_u X_row[(n, i + u·dh, j), :] · W_u[:, o],   W_u[(v, c), o] = w[o, c, u, v]
+
+    Rows of Y_wide with i ≥ Ho (they mix two images) are computed and discarded: Hp/Ho extra work, no copies.
+    """
+
+    @staticmethod
+    def forward(x, weight, bias, stride, padding, dilation):
+        N, C, H, W = x.shape
+        O, _, kh, kw = weight.shape
+        (_, sw), (ph, _), (dh, dw) = stride, padding, dilation
+        Hp = H + 2 * ph
+        Ho = Hp - dh * (kh - 1)
+        xrow = _row_taps(x, kw, sw, padding, dw)
+        Wo = xrow.shape[0] // (N * Hp)
+        w_u = weight.permute(2, 3, 1, 0).reshape(kh, kw * C, O)
+        R = N * Hp * Wo - (kh - 1) * dh * Wo  # rows for which every vertical tap stays inside the tensor
+        out = xrow.new_empty(N * Hp * Wo, O)
+        torch.mm(xrow[:R], w_u[0], out=out[:R])
+        for u in range(1, kh):
+            out[:R].addmm_(xrow[u * dh * Wo : u * dh * Wo + R], w_u[u])
+        y_view = out.view(N, Hp, Wo, O)[:, :Ho].permute(0, 3, 1, 2)
+        # Write NCHW-contiguous like F.conv2d (callers may .view() it), adding the bias in the same pass.
+        y = x.new_empty(N, O, Ho, Wo)
+        if bias is None:
+            y.copy_(y_view)
+        else:
+            torch.add(y_view, bias.view(1, O, 1, 1), out=y)
+        return y, xrow
+
+    @staticmethod
+    def backward(dy, xrow, weight, x_shape, stride, padding, dilation, need_x, need_w):
+        N, C, H, W = x_shape
+        O, _, kh, kw = weight.shape
+        (_, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        Hp, Wp = H + 2 * ph, W + 2 * pw
+        Ho, Wo = dy.shape[-2:]
+        # dY in the same wide row layout; its discarded rows get zero gradient.
+        dy_w = dy.new_zeros(N, Hp, Wo, O)
+        dy_w[:, :Ho] = dy.permute(0, 2, 3, 1)
+        dy_f = dy_w.view(N * Hp * Wo, O)
+        R = N * Hp * Wo - (kh - 1) * dh * Wo
+        w_u = weight.permute(2, 3, 1, 0).reshape(kh, kw * C, O)
+        dx = dweight = None
+        if need_w:
+            # dW_u = X_row(shifted by u)ᵀ · dY: the correlation of the input with the output gradient.
+            dw_u = dy.new_empty(kh, kw * C, O)
+            for u in range(kh):
+                torch.mm(xrow[u * dh * Wo : u * dh * Wo + R].t(), dy_f[:R], out=dw_u[u])
+            dweight = dw_u.view(kh, kw, C, O).permute(3, 2, 0, 1).contiguous()
+        if need_x:
+            # dX_row(shifted by u) += dY · W_uᵀ, then the horizontal taps are added back (col2im along W):
+            # together the transposed convolution of dY with w.
+            dxrow = dy.new_zeros(N * Hp * Wo, kw * C)
+            for u in range(kh):
+                dxrow[u * dh * Wo : u * dh * Wo + R].addmm_(dy_f[:R], w_u[u].t())
+            taps = dxrow.view(N, Hp, Wo, kw, C)
+            dxp = dy.new_zeros(N, Hp, Wp, C)
+            for v in range(kw):
+                dxp[:, :, v * dw : v * dw + sw * (Wo - 1) + 1 : sw] += taps[:, :, :, v]
+            dx = dxp[:, ph : ph + H, pw : pw + W].permute(0, 3, 1, 2)
+        return dx, dweight
+
+
 class Conv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         N, Cin, H, W = x.shape
         Cout, cin_g, kh, kw = weight.shape
+        ctx.conf = (x.shape, stride, padding, dilation, groups, bias is not None)
+        ctx.rows = stride[0] == 1 and groups == 1
+        if ctx.rows:
+            y, xrow = _RowShiftConv.forward(x, weight, bias, stride, padding, dilation)
+            ctx.save_for_backward(xrow, weight)
+            return y
         Ho = (H + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         Wo = (W + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         cols = _im2col(x, (kh, kw), stride, padding, dilation)  # (N, Cin·kh·kw, L)
@@ -75,27 +163,33 @@ class Conv2dFunction(torch.autograd.Function):
         if bias is not None:
             y += bias.view(1, Cout, 1)
         ctx.save_for_backward(cols, weight)
-        ctx.conf = (x.shape, stride, padding, dilation, groups, bias is not None)
         return y.view(N, Cout, Ho, Wo)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
-        cols, weight = ctx.saved_tensors
+        saved, weight = ctx.saved_tensors
         shape, stride, padding, dilation, groups, has_bias = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dbias = dy.sum((0, 2, 3)) if has_bias and need_b else None
+        if ctx.rows:
+            dx, dweight = _RowShiftConv.backward(dy, saved, weight, shape, stride, padding, dilation,
+                                                 need_x, need_w)
+            return dx, dweight, dbias, None, None, None, None
+        cols = saved
         N = shape[0]
         Cout, cin_g, kh, kw = weight.shape
         L = dy.shape[-2] * dy.shape[-1]
         dy = dy.reshape(N, Cout, L)
-        dx = dweight = dbias = None
-        if ctx.needs_input_grad[0]:
+        dx = dweight = None
+        if need_x:
             if groups == 1:
                 dcols = torch.matmul(weight.reshape(Cout, -1).t(), dy)  # (N, K, L)
             else:
                 w_g = weight.view(groups, Cout // groups, -1).transpose(1, 2)  # (g, K_g, Cout_g)
                 dcols = torch.matmul(w_g, dy.view(N, groups, Cout // groups, L)).reshape(N, -1, L)
             dx = _col2im(dcols, shape, (kh, kw), stride, padding, dilation)
-        if ctx.needs_input_grad[1]:
+        if need_w:
             # Σ_n dY_n·X_nᵀ: one GEMM per sample, then the sum over the batch.
             if groups == 1:
                 dweight = torch.bmm(dy, cols.transpose(1, 2)).sum(0).view_as(weight)
@@ -103,8 +197,6 @@ class Conv2dFunction(torch.autograd.Function):
                 dy_g = dy.view(N, groups, Cout // groups, L)
                 cols_g = cols.view(N, groups, -1, L).transpose(2, 3)
                 dweight = torch.matmul(dy_g, cols_g).sum(0).view_as(weight)
-        if has_bias and ctx.needs_input_grad[2]:
-            dbias = dy.sum((0, 2))
         return dx, dweight, dbias, None, None, None, None
 
 
