@@ -1,0 +1,79 @@
+"""scripts/report.py on a synthetic sweep dir: aggregation, failures, sorting, HTML, clear errors."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from nnlab.report import load_jobs, summarize, write_report
+from nnlab.utils.errors import DataError
+
+ACC = {("max", 0): 0.91, ("max", 1): 0.93, ("avg", 0): 0.88, ("avg", 1): 0.84, ("lp", 0): 0.95, ("lp", 1): None}
+
+
+def make_sweep(root):
+    """6 jobs: pool in {max, avg, lp} x seed in {0, 1}; (lp, seed 1) failed."""
+    for num, ((pool, seed), acc) in enumerate(ACC.items()):
+        job = root / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        record = {"overrides": [f"model.pool={pool}", f"seed={seed}"], "optimized_metric": "val/acc",
+                  "optimize_mode": "max", "seed": seed}  # fmt: skip
+        if acc is None:
+            record.update(status="failed", error="TrainingError: loss is NaN at step 7")
+        else:
+            record.update(status="ok", **{"val/acc": acc, "test/acc": acc - 0.01, "wall_s": 3.0})
+            record["history"] = [{"epoch": e, "val/acc": acc * (e + 1) / 3} for e in range(3)]
+            record["confusion_matrix"] = [[5, 1], [2, 7]]
+            record["class_names"] = ["neg", "pos"]
+        (job / "metrics.json").write_text(json.dumps(record))
+    return root
+
+
+def test_summary_mean_std_failures_and_order(tmp_path) -> None:
+    jobs = load_jobs(make_sweep(tmp_path))
+    s = summarize(jobs, "val/acc", "max")
+    assert list(s["model.pool"]) == ["lp", "max", "avg"]  # sorted by mean val/acc, best first
+    row = s.set_index("model.pool")
+    assert row.loc["max", "val/acc mean"] == pytest.approx(0.92)
+    assert row.loc["max", "val/acc std"] == pytest.approx(statistics.stdev([0.91, 0.93]))
+    assert row.loc["avg", "val/acc mean"] == pytest.approx(0.86)
+    assert (row.loc["lp", "runs"], row.loc["lp", "failed"]) == (2, 1)
+    assert row.loc["lp", "val/acc mean"] == pytest.approx(0.95)
+    assert "NaN at step 7" in row.loc["lp", "errors"]
+    assert "seed" not in s.columns
+
+
+def test_report_files_and_self_contained_html(tmp_path) -> None:
+    out = write_report(make_sweep(tmp_path))
+    assert (out["jobs"], out["failed"]) == (6, 1)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| lp | 2 | 1 | 0.9500 ± 0.0000" in md and "| avg | 2 | 0 | 0.8600 ± 0.0283" in md
+    assert (tmp_path / "summary.csv").read_text().count("\n") == 4
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["plot_confusion_best.png", "plot_learning_curves.png", "plot_val_acc_by_model_pool.png"]
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "http://" not in page and "https://" not in page
+    assert "<table>" in page and "NaN at step 7" in page and 'class="best"' in page
+
+
+def test_empty_or_foreign_dir_is_one_clear_line(tmp_path) -> None:
+    with pytest.raises(DataError, match="holds no sweep jobs"):
+        load_jobs(tmp_path)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), str(tmp_path / "nope")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
+
+
+def test_cli_prints_table_and_says_offline_for_wandb(tmp_path, monkeypatch) -> None:
+    make_sweep(tmp_path)
+    env = {"WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), str(tmp_path), "--wandb"],
+                       capture_output=True, text=True, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "6 jobs (1 failed)" in r.stdout and "| lp |" in r.stdout
+    assert "W&B: no login (offline)" in r.stdout
