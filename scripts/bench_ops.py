@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 from nnlab import ops
+from nnlab.ops import batchnorm
 
-TARGETS = {"batch_norm": 1.5, "conv2d": 2.0, "max_pool2d": 2.0, "avg_pool2d": 2.0}
+TARGETS = {"batch_norm": 1.5, "batch_norm[fused]": 1.5, "conv2d": 2.0, "max_pool2d": 2.0, "avg_pool2d": 2.0}
 
 
 def _case(name: str, shape: tuple[int, ...], make: Callable[[], tuple], ours: Callable, theirs: Callable):
@@ -43,6 +44,17 @@ def cases() -> list[dict]:
     def bn(fn):
         return lambda x, rm, rv, w, b: fn(x, rm, rv, w, b, True)
 
+    def fused(fn):
+        # The same op with its math compiled by torch.compile (the first call compiles, in the warm-up).
+        def run(*args):
+            batchnorm.set_fused(True)
+            try:
+                return fn(*args)
+            finally:
+                batchnorm.set_fused(False)
+
+        return run
+
     def conv_make():
         x = torch.randn(64, 32, 32, 32, generator=g).requires_grad_()
         w = (torch.randn(64, 32, 3, 3, generator=g) * 0.05).requires_grad_()
@@ -58,6 +70,9 @@ def cases() -> list[dict]:
     out = [
         _case("batch_norm", (256, 512), bn_make((256, 512)), bn(ops.batch_norm), bn(F.batch_norm)),
         _case("batch_norm", (64, 64, 32, 32), bn_make((64, 64, 32, 32)), bn(ops.batch_norm), bn(F.batch_norm)),
+        _case("batch_norm[fused]", (256, 512), bn_make((256, 512)), fused(bn(ops.batch_norm)), bn(F.batch_norm)),
+        _case("batch_norm[fused]", (64, 64, 32, 32), bn_make((64, 64, 32, 32)), fused(bn(ops.batch_norm)),
+              bn(F.batch_norm)),
         _case("conv2d", (64, 32, 32, 32), conv_make, lambda x, w, b: ops.conv2d(x, w, b, padding=1),
               lambda x, w, b: F.conv2d(x, w, b, padding=1)),
         _case("max_pool2d", (64, 64, 32, 32), pool_make, lambda x: ops.max_pool2d(x, 2),
@@ -101,7 +116,8 @@ def main() -> None:
         if a.only and c["op"] not in a.only.split(","):
             continue
         args = c["make"]()
-        for fn in (c["ours"], c["torch"]):  # warm-up (allocator, first-call dispatch)
+        for fn in (c["ours"], c["torch"]):  # warm-up (allocator, first-call dispatch, compilation)
+            fwd_bwd(fn, args)
             fwd_bwd(fn, args)
         ours = time_one(c["ours"], args, a.min_run, a.threads)
         theirs = time_one(c["torch"], args, a.min_run, a.threads)
