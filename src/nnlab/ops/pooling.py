@@ -340,7 +340,9 @@ def mixed_pool2d(
     ∂y/∂α = max − avg (``docs/derivations.md`` §3.5).
     """
     x, unbatched = _batched(input, "mixed_pool2d")
-    a = alpha if isinstance(alpha, torch.Tensor) else torch.tensor(float(alpha), dtype=x.dtype)
+    if not isinstance(alpha, torch.Tensor):
+        alpha = torch.tensor(float(alpha), dtype=x.dtype, device=x.device)
+    a = alpha
     _broadcast_channel(a, x.shape[1], "mixed_pool2d", trailing=0)
     win = Windows(x.shape, kernel_size, stride, 0, 1, False, "mixed_pool2d")
     y = MixedPool2dFunction.apply(x, a, win, False)
