@@ -135,15 +135,17 @@ def avg_pool2d(
 
 class LpPool2dFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, p, win):
+    def forward(ctx, x, p, win, pv):
+        # p (a 0-d tensor) is what receives the gradient; pv = float(p) is used in the powers, because a
+        # Python exponent lets torch pick its fast kernels (x·x for 2, sqrt for 1/2) instead of exp∘log.
         w = win.gather(x, fill=0.0)
         a = w.abs()
         # y = m·(Σ (|w|/m)^p)^(1/p) with m = max|w|: same value, but no overflow/underflow for large p.
         m = a.amax(-1, keepdim=True)
         r = torch.where(m > 0, a / m, torch.zeros_like(a))
-        s = r.pow(p).sum(-1)
-        y = m.squeeze(-1) * s.pow(1.0 / p)
-        ctx.win = win
+        s = r.pow(pv).sum(-1)
+        y = m.squeeze(-1) * s.pow(1.0 / pv)
+        ctx.win, ctx.pv = win, pv
         ctx.save_for_backward(w, p, y, s, r)
         return y
 
@@ -158,16 +160,16 @@ class LpPool2dFunction(torch.autograd.Function):
             # Zero entries get 0 (for p < 1 the derivative there is unbounded; 0 is the subgradient choice).
             y_safe = y.clamp_min(torch.finfo(y.dtype).tiny).unsqueeze(-1)
             ratio = torch.where(pos.unsqueeze(-1), w.abs() / y_safe, 0.0)
-            local = torch.where(ratio > 0, ratio.pow(p - 1), 0.0) * w.sign()
+            local = torch.where(ratio > 0, ratio.pow(ctx.pv - 1), 0.0) * w.sign()
             dx = ctx.win.scatter(local * dy.unsqueeze(-1))
         if ctx.needs_input_grad[1]:
             # ∂y/∂p = y·(−log S/p² + Σ_j r_j^p log r_j /(p·S)) with r = |w|/max|w|, S = Σ r^p (§3.3).
             log_r = r.clamp_min(torch.finfo(r.dtype).tiny).log()
-            rp_log_r = torch.where(r > 0, r.pow(p) * log_r, 0.0).sum(-1)
+            rp_log_r = torch.where(r > 0, r.pow(ctx.pv) * log_r, 0.0).sum(-1)
             s_safe = torch.where(pos, s, 1.0)
             local_p = torch.where(pos, y * (-s_safe.log() / p**2 + rp_log_r / (p * s_safe)), 0.0)
             dp = (dy * local_p).sum().reshape(p.shape)
-        return dx, dp, None
+        return dx, dp, None, None
 
 
 def lp_pool2d(
@@ -193,7 +195,7 @@ def lp_pool2d(
     if not (pv > 0 and math.isfinite(pv)):
         raise OpInputError(f"lp_pool2d: norm_type p must be a finite number > 0, got {pv}")
     win = Windows(x.shape, kernel_size, stride, 0, 1, ceil_mode, "lp_pool2d")
-    y = LpPool2dFunction.apply(x, p.to(device=x.device, dtype=x.dtype).reshape(()), win)
+    y = LpPool2dFunction.apply(x, p.to(device=x.device, dtype=x.dtype).reshape(()), win, pv)
     return y.squeeze(0) if unbatched else y
 
 
