@@ -12,6 +12,9 @@ from collections.abc import Callable
 
 from torch import nn
 
+from nnlab.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from nnlab.nn.conv import Conv2d
+from nnlab.nn.pooling import AvgPool2d, GatedPool2d, LPPool2d, MaxPool2d, MixedPool2d, StochasticPool2d
 from nnlab.utils.errors import choice_error
 
 NormFactory = Callable[[int, int], nn.Module]
@@ -94,10 +97,6 @@ def _torch_batch(num_features: int, dims: int) -> nn.Module:
     return nn.BatchNorm1d(num_features) if dims == 1 else nn.BatchNorm2d(num_features)
 
 
-# Until the hand-derived batch norm lands, `batch` is torch's (same math, same defaults).
-NORMS["batch"] = _torch_batch
-
-
 @register_norm("layer")
 def _layer(num_features: int, dims: int) -> nn.Module:
     # Over all of a sample's channels (and positions), as GroupNorm with one group does for maps;
@@ -131,7 +130,49 @@ def _torch_conv(cin: int, cout: int, k: int, padding: int) -> nn.Module:
     return nn.Conv2d(cin, cout, k, padding=padding)
 
 
-# Until the hand-derived pools land, the plain names are torch's layers.
-POOLS["max"] = _torch_max
-POOLS["avg"] = _torch_avg
-POOLS["lp"] = _torch_lp
+# --- hand-derived layers (nnlab.ops through nnlab.nn): the plain names; torch's keep the torch_ prefix.
+
+
+@register_norm("batch")
+def _batch(num_features: int, dims: int) -> nn.Module:
+    return BatchNorm1d(num_features) if dims == 1 else BatchNorm2d(num_features)
+
+
+@register_conv("ours")
+def _ours_conv(cin: int, cout: int, k: int, padding: int) -> nn.Module:
+    return Conv2d(cin, cout, k, padding=padding)
+
+
+@register_pool("max")
+def _max(k: int) -> nn.Module:
+    return MaxPool2d(k)
+
+
+@register_pool("avg")
+def _avg(k: int) -> nn.Module:
+    return AvgPool2d(k)
+
+
+@register_pool("lp")
+def _lp(k: int) -> nn.Module:
+    return LPPool2d(2.0, k)  # p = 2, like torch_lp, so the two differ only in implementation
+
+
+@register_pool("lp_learned")
+def _lp_learned(k: int) -> nn.Module:
+    return LPPool2d(2.0, k, learnable=True)
+
+
+@register_pool("stochastic")
+def _stochastic(k: int) -> nn.Module:
+    return StochasticPool2d(k)
+
+
+@register_pool("mixed")
+def _mixed(k: int) -> nn.Module:
+    return MixedPool2d(k)
+
+
+@register_pool("gated")
+def _gated(k: int) -> nn.Module:
+    return GatedPool2d(k)

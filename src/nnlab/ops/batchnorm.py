@@ -1,0 +1,180 @@
+"""Batch normalization with a hand-derived backward (course §1; ``docs/derivations.md`` §1).
+
+For each channel c, over the m = N·∏spatial elements of that channel in the batch:
+
+    μ = (1/m) Σ x,   σ² = (1/m) Σ (x − μ)²   (biased, used to normalize)
+    x̂ = (x − μ) / √(σ² + ε),   y = γ·x̂ + β
+
+and, when training with running statistics (momentum α, as torch):
+
+    running_mean ← (1 − α)·running_mean + α·μ
+    running_var  ← (1 − α)·running_var  + α·σ²·m/(m − 1)   (unbiased)
+
+Backward (derivations §1.3, compact form):
+
+    dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γ/(m·√(σ²+ε)) · (m·dy − Σ dy − x̂·Σ dy·x̂)
+
+In eval mode the running statistics replace μ and σ², so y is affine in x: dx = γ·dy/√(σ_run² + ε)
+(training always normalizes with the batch statistics, with or without running buffers).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from nnlab.ops._common import OpInputError
+
+
+def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
+    # Broadcasts a per-channel (C,) vector against (N, C, *).
+    return (1, -1) + (1,) * (x.dim() - 2)
+
+
+def _reduce_dims(x: torch.Tensor) -> tuple[int, ...]:
+    return (0,) + tuple(range(2, x.dim()))
+
+
+# The math of forward and backward as plain tensor functions (no autograd), so that the same code runs
+# eagerly or fused by torch.compile (``set_fused``). Each is written as few passes over x as eager allows.
+
+
+def _bn_forward_math(x, mean, var, weight, bias, eps: float):
+    """y = (x − μ)·γ/√(σ² + ε) + β; returns y and 1/√(σ² + ε)."""
+    shape = _channel_shape(x)
+    rstd = torch.rsqrt(var + eps)
+    scale = rstd if weight is None else rstd * weight
+    centred = x - mean.view(shape)  # centring before scaling: a constant channel gives exact zeros
+    if bias is None:
+        return centred.mul_(scale.view(shape)), rstd
+    return torch.addcmul(bias.view(shape), centred, scale.view(shape)), rstd
+
+
+def _bn_batch_stats_forward(x, weight, bias, eps: float):
+    var, mean = torch.var_mean(x, dim=_reduce_dims(x), correction=0)
+    y, rstd = _bn_forward_math(x, mean, var, weight, bias, eps)
+    return y, mean, var, rstd
+
+
+def _bn_backward_math(dy, x, mean, rstd, weight, training: bool):
+    """(dx, Σ dy·x̂, Σ dy) per derivations §1.3 (training) or §1.4 (eval, statistics are constants)."""
+    shape, dims = _channel_shape(x), _reduce_dims(x)
+    m = x.numel() // x.shape[1]
+    gamma_rstd = rstd if weight is None else rstd * weight
+    centred = x - mean.view(shape)
+    sum_dy = dy.sum(dims)
+    sum_dy_xhat = (dy * centred).sum(dims) * rstd
+    if training:
+        # Compact form γ·rstd/m·(m·dy − Σdy − x̂·Σdy·x̂), expanded to a·dy + b·(x − μ) + c with per-channel
+        # a = γ·rstd, b = −γ·rstd²·Σdy·x̂/m, c = −γ·rstd·Σdy/m: two fused multiply-adds.
+        b = -gamma_rstd * rstd * sum_dy_xhat / m
+        c = -gamma_rstd * sum_dy / m
+        dx = torch.addcmul(c.view(shape), centred, b.view(shape))
+        dx = dx.addcmul_(dy, gamma_rstd.view(shape))
+    else:
+        dx = dy * gamma_rstd.view(shape)
+    return dx, sum_dy_xhat, sum_dy
+
+
+_EAGER = (_bn_batch_stats_forward, _bn_forward_math, _bn_backward_math)
+_FUSED = {"enabled": os.environ.get("NNLAB_FUSED_BN", "0") == "1", "fns": None, "failed": False}
+
+
+def set_fused(enabled: bool) -> None:
+    """Run batch norm's forward/backward math through ``torch.compile`` (one fused kernel per pass).
+
+    Off by default (also ``NNLAB_FUSED_BN=1``): the first call per shape family compiles for tens of
+    seconds, which pays off only for long runs. If compiling fails (e.g. no C++ compiler) the eager code
+    runs instead, with one warning.
+    """
+    _FUSED["enabled"] = bool(enabled)
+
+
+def _fns():
+    if not _FUSED["enabled"] or _FUSED["failed"]:
+        return _EAGER
+    if _FUSED["fns"] is None:
+        _FUSED["fns"] = tuple(torch.compile(f, dynamic=None) for f in _EAGER)
+    return _FUSED["fns"]
+
+
+def _call(i: int, *args):
+    fn = _fns()[i]
+    if fn is _EAGER[i]:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except Exception as e:  # any compile/backend failure: the same math, eagerly
+        _FUSED["failed"] = True
+        warnings.warn(f"nnlab batch_norm: torch.compile failed ({type(e).__name__}: {e}); running eagerly",
+                      stacklevel=3)
+        return _EAGER[i](*args)
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """y = γ·(x − μ)/√(σ² + ε) + β with batch (training) or given (eval) statistics; module docstring."""
+
+    @staticmethod
+    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
+        if training:
+            y, mean, var, rstd = _call(0, x, weight, bias, eps)
+            m = x.numel() // x.shape[1]
+            # In place and outside autograd, exactly as torch's kernel updates its buffers.
+            if running_mean is not None:
+                running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+            if running_var is not None:
+                unbiased = var * (m / (m - 1))
+                running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+        else:
+            mean = running_mean.to(x.dtype)
+            y, rstd = _call(1, x, mean, running_var.to(x.dtype), weight, bias, eps)
+        ctx.save_for_backward(x, mean, rstd, weight)
+        ctx.training = training
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x, mean, rstd, weight = ctx.saved_tensors
+        dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
+        need = ctx.needs_input_grad
+        return (dx if need[0] else None, None, None, dweight if need[3] else None, dbias if need[4] else None,
+                None, None, None)
+
+
+def batch_norm(
+    input: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Batch normalization of (N, C) or (N, C, *) input; drop-in for ``torch.nn.functional.batch_norm``.
+
+    Normalizes each channel with the batch mean and biased variance when ``training`` (updating
+    ``running_mean``/``running_var`` in place with the unbiased variance, if given), else with the
+    running statistics: y = γ·(x − μ)/√(σ² + ε) + β. Gradients for input, ``weight`` (γ) and ``bias`` (β)
+    follow ``docs/derivations.md`` §1.3. Raises ``OpInputError`` for fewer than 2 dims, a single value
+    per channel when training, or eval mode without running statistics.
+    """
+    if input.dim() < 2:
+        raise OpInputError(f"batch_norm: expected (N, C) or (N, C, *) input, got shape {tuple(input.shape)}")
+    C = input.shape[1]
+    if training and input.numel() // max(C, 1) <= 1:
+        raise OpInputError(
+            f"batch_norm: expected more than 1 value per channel when training, got input shape "
+            f"{tuple(input.shape)} (use a batch larger than 1 or eval mode)"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise OpInputError("batch_norm: running_mean and running_var are required when training=False")
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.shape != (C,):
+            raise OpInputError(f"batch_norm: {name} must have shape ({C},), got {tuple(t.shape)}")
+    return BatchNormFunction.apply(input, running_mean, running_var, weight, bias, training, momentum, eps)
