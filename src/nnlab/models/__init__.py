@@ -1,0 +1,1 @@
+from nnlab.models.lm import LanguageModel  # noqa: E402,F401

@@ -1,0 +1,3 @@
+"""LightningDataModules, one per dataset family."""
+
+from nnlab.data.corpus import CorpusDataModule  # noqa: F401
