@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -235,3 +236,34 @@ class LanguageModel(L.LightningModule):
             sd = checkpoint["state_dict"]
             names = [n for n, _ in self.named_parameters()]
             self._avg = [sd[n].detach().clone() for n in names]
+
+    @classmethod
+    def from_checkpoint(cls, ckpt_path: str | Path, map_location: str = "cpu") -> LanguageModel:
+        """The model of a checkpoint, in eval mode, rebuilt from its hyperparameters and vocabulary.
+
+        Loads with ``weights_only=True``; works for checkpoints of ``train.py`` and of a bare Trainer."""
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise CheckpointError(
+                f"ckpt_path={path} is not a file; give the checkpoints/best.ckpt of a model=lm run"
+            )
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:
+            raise CheckpointError(
+                f"{path} is not a readable checkpoint ({type(e).__name__}); truncated?"
+            ) from None
+        vocab = ckpt.get("vocab") or (ckpt.get("nnlab") or {}).get("model_kwargs", {}).get("vocab")
+        if vocab is None or "state_dict" not in ckpt:
+            raise CheckpointError(
+                f"{path} is not a language-model checkpoint (no vocabulary); train with model=lm"
+            )
+        hparams = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+        model = cls(vocab=vocab, **hparams)
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as e:
+            lines = str(e).splitlines()
+            why = (lines[1] if len(lines) > 1 else lines[0]).strip()
+            raise CheckpointError(f"{path}: the weights do not fit the model they claim ({why})") from None
+        return model.eval()
