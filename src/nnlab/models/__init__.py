@@ -1,1 +1,9 @@
-from nnlab.models.lm import LanguageModel  # noqa: E402,F401
+"""LightningModules, one per model family."""
+
+from nnlab.models.image import ImageClassifier
+
+__all__ = ["ImageClassifier"]
+
+from nnlab.models.lm import LanguageModel  # noqa: E402
+
+__all__ += ["LanguageModel"]

@@ -1,0 +1,1 @@
+"""Composition glue: resolvers, run records, logging and Hydra callbacks."""

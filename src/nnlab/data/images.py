@@ -1,0 +1,292 @@
+"""Image classification data: one LightningDataModule for every image dataset.
+
+Each dataset is a loader returning uint8/float arrays ``(x_train, y_train, x_test, y_test, class_names)``
+with ``x`` of shape (N, C, H, W). The DataModule then carves a seeded validation split out of train,
+computes per-channel normalization statistics on the train part only, and serves in-memory tensors.
+
+Where a dataset comes from, in order: local files (``data_dir``, or the Debian package for
+Fashion-MNIST), then the HF hub (cached under ``data_dir/hf``). A dataset found nowhere fails in
+seconds with one line saying where it looked and how to get it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from nnlab.utils.errors import ConfigError, DataError, choice_error
+
+log = logging.getLogger(__name__)
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+HUB_HOST = "huggingface.co"
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def load_digits_arrays(data_dir: Path, test_fraction: float = 0.2, seed: int = 0) -> Arrays:
+    """scikit-learn's bundled 8x8 digits (1797 images, 17 gray levels), split into train/test with a fixed seed.
+
+    The test split is fixed (``seed`` is the dataset's, not the run's) so that every run is scored on the
+    same images.
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.astype(np.float32)[:, None]  # (N, 1, 8, 8), values 0..16
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = int(round(test_fraction * len(x)))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test], [str(i) for i in range(10)]
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a (gzipped) IDX file, the format of MNIST and Fashion-MNIST."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read IDX file {path}: {e}; delete it and let nnlab fetch it again") from e
+    if len(raw) < 4:
+        raise DataError(f"{path} is not an IDX file (too short); delete it and fetch it again")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(
+            f"{path} is not an unsigned-byte IDX file (magic {raw[:4].hex()}); delete it and fetch it again"
+        )
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {data.size}")
+    return data.reshape(shape).copy()  # writable, owned memory for torch.from_numpy
+
+
+def _find_idx_dir(candidates: list[Path]) -> Path | None:
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    for d in candidates:
+        if all((d / n).exists() or (d / f"{n}.gz").exists() for n in names):
+            return d
+    return None
+
+
+def _idx(d: Path, name: str) -> np.ndarray:
+    p = d / f"{name}.gz"
+    return read_idx(p if p.exists() else d / name)
+
+
+def load_idx_dir(d: Path, class_names: list[str]) -> Arrays:
+    x_tr, y_tr = _idx(d, "train-images-idx3-ubyte"), _idx(d, "train-labels-idx1-ubyte")
+    x_te, y_te = _idx(d, "t10k-images-idx3-ubyte"), _idx(d, "t10k-labels-idx1-ubyte")
+    return x_tr[:, None], y_tr.astype(np.int64), x_te[:, None], y_te.astype(np.int64), class_names
+
+
+def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
+    """Whether the HF hub can be reached at all; offline mode counts as unreachable.
+
+    Checked up front so that an offline machine fails in seconds instead of retrying for minutes.
+    """
+    if any(os.environ.get(v, "0") not in ("0", "") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_hub_images(
+    hub_id: str,
+    data_dir: Path,
+    image_key: str,
+    label_key: str,
+    class_names: list[str] | None,
+    looked: list[str],
+    local_hint: str = "put the files in one of those places",
+) -> Arrays:
+    """Load an image classification dataset from the HF hub (cached under ``data_dir/hf``)."""
+    cache = data_dir / "hf"
+    if not hub_reachable():
+        raise DataError(
+            f"dataset '{hub_id}' not found: looked in {', '.join(looked)} and the HF hub is offline or unreachable;"
+            f" {local_hint}, or go online so nnlab downloads it into {cache}"
+        )
+    import datasets
+
+    ds = datasets.load_dataset(hub_id, cache_dir=str(cache))
+    ds = ds.with_format("numpy")
+
+    def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+        imgs = np.stack([np.asarray(im) for im in ds[split][image_key]])
+        if imgs.ndim == 3:
+            imgs = imgs[:, None]
+        else:
+            imgs = imgs.transpose(0, 3, 1, 2)
+        return imgs, np.asarray(ds[split][label_key], dtype=np.int64)
+
+    x_tr, y_tr = arrays("train")
+    x_te, y_te = arrays("test")
+    names = class_names or ds["train"].features[label_key].names
+    return x_tr, y_tr, x_te, y_te, list(names)
+
+
+def load_fashion_mnist_arrays(data_dir: Path) -> Arrays:
+    candidates = [data_dir / "fashion_mnist", data_dir / "fashion-mnist", DEBIAN_FASHION_DIR]
+    found = _find_idx_dir(candidates)
+    if found is not None:
+        return load_idx_dir(found, FASHION_CLASSES)
+    return load_hub_images(
+        "zalando-datasets/fashion_mnist", data_dir, "image", "label", FASHION_CLASSES, [str(c) for c in candidates],
+        local_hint="run `apt-get install dataset-fashion-mnist` or put the four IDX .gz files in the first of those",
+    )  # fmt: skip
+
+
+def load_mnist_arrays(data_dir: Path) -> Arrays:
+    candidates = [data_dir / "mnist", data_dir / "MNIST" / "raw"]
+    found = _find_idx_dir(candidates)
+    if found is not None:
+        return load_idx_dir(found, [str(i) for i in range(10)])
+    return load_hub_images(
+        "ylecun/mnist", data_dir, "image", "label", [str(i) for i in range(10)], [str(c) for c in candidates],
+        local_hint="put the four IDX .gz files in the first of those",
+    )  # fmt: skip
+
+
+def load_cifar10_arrays(data_dir: Path) -> Arrays:
+    local = data_dir / "cifar10" / "cifar10.npz"
+    if local.exists():
+        z = np.load(local)
+        return z["x_train"], z["y_train"].astype(np.int64), z["x_test"], z["y_test"].astype(np.int64), CIFAR10_CLASSES
+    return load_hub_images(
+        "uoft-cs/cifar10", data_dir, "img", "label", CIFAR10_CLASSES, [str(local)],
+        local_hint="save x_train (N,3,32,32 uint8), y_train, x_test, y_test there with numpy.savez",
+    )  # fmt: skip
+
+
+LOADERS: dict[str, Callable[[Path], Arrays]] = {
+    "digits": load_digits_arrays,
+    "fashion_mnist": load_fashion_mnist_arrays,
+    "mnist": load_mnist_arrays,
+    "cifar10": load_cifar10_arrays,
+}
+
+
+def load_image_arrays(name: str, data_dir: str | Path) -> Arrays:
+    """The raw (unnormalized) train/test arrays of image dataset ``name``."""
+    if name not in LOADERS:
+        raise choice_error("data.name", name, LOADERS)
+    return LOADERS[name](Path(data_dir).expanduser().resolve())
+
+
+# ----------------------------------------------------------------------------- DataModule
+
+
+class ImageDataModule(L.LightningDataModule):
+    """In-memory image classification data with a seeded train/val split and train-only normalization.
+
+    Args:
+        name: dataset (``digits``, ``fashion_mnist``, ``mnist``, ``cifar10``).
+        data_dir: where local files are looked for and downloads cached.
+        batch_size: training and evaluation batch size.
+        val_fraction: share of the training set held out for validation (seeded by ``seed``).
+        seed: seed of the validation split.
+        train_subset: if set, keep only this many training images (after the split), for quick runs.
+    """
+
+    modality = "image"
+
+    def __init__(
+        self,
+        name: str = "digits",
+        data_dir: str = "data",
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        train_subset: int | None = None,
+        eval_batch_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        if name not in LOADERS:
+            raise choice_error("data.name", name, LOADERS)
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1)")
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be >= 1")
+        self.name, self.data_dir, self.batch_size = name, data_dir, batch_size
+        self.eval_batch_size = eval_batch_size or max(batch_size, 512)
+        self.val_fraction, self.seed, self.train_subset = val_fraction, seed, train_subset
+        self.data_train = self.data_val = self.data_test = None
+        self.class_names: list[str] = []
+        self.mean = self.std = None
+
+    def prepare_data(self) -> None:
+        # Locating/downloading happens in setup (single process on CPU); nothing to do per node here.
+        pass
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        x_tr, y_tr, x_te, y_te, self.class_names = load_image_arrays(self.name, self.data_dir)
+        order = np.random.default_rng(self.seed).permutation(len(x_tr))
+        n_val = int(round(self.val_fraction * len(x_tr)))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        if self.train_subset:
+            train_idx = train_idx[: self.train_subset]
+        x_train = torch.from_numpy(np.ascontiguousarray(x_tr[train_idx])).float()
+        # Statistics from the training part only: validation and test never leak into normalization.
+        self.mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+        self.std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+        def norm(x: np.ndarray) -> torch.Tensor:
+            return (torch.from_numpy(np.ascontiguousarray(x)).float() - self.mean) / self.std
+
+        self.data_train = TensorDataset((x_train - self.mean) / self.std, torch.from_numpy(y_tr[train_idx]))
+        self.data_val = TensorDataset(norm(x_tr[val_idx]), torch.from_numpy(y_tr[val_idx]))
+        self.data_test = TensorDataset(norm(x_te), torch.from_numpy(y_te))
+        log.info(
+            "%s: %d train / %d val / %d test images of shape %s, %d classes",
+            self.name, len(self.data_train), len(self.data_val), len(self.data_test),
+            tuple(x_train.shape[1:]), len(self.class_names),
+        )  # fmt: skip
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> list[int]:
+        return list(self.data_train.tensors[0].shape[1:])
+
+    def model_kwargs(self) -> dict:
+        return {"num_classes": self.num_classes, "input_shape": self.input_shape, "class_names": self.class_names}
+
+    def _loader(self, ds: TensorDataset, batch_size: int, shuffle: bool) -> DataLoader:
+        # Index the in-memory tensors a whole batch at a time: no per-sample __getitem__ + collate.
+        sampler = RandomSampler(ds) if shuffle else SequentialSampler(ds)
+        return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.data_test, self.eval_batch_size, shuffle=False)

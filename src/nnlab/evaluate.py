@@ -1,0 +1,82 @@
+"""Evaluate a checkpoint on a test split: `python eval.py ckpt_path=PATH [data=...]`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from nnlab.train import finish_loggers, instantiate_loggers, job_overrides, stage_metrics
+from nnlab.utils.checkpoint import CHECKPOINT_KEY, load_checkpoint, model_from_checkpoint
+from nnlab.utils.errors import CheckpointError, ConfigError, NnlabError
+from nnlab.utils.run import build, report_error, write_json
+
+log = logging.getLogger(__name__)
+
+
+def check_compatible(info: dict[str, Any], data_kwargs: dict[str, Any], data_name: str) -> None:
+    """Refuse data whose labels or vocabulary differ from what the checkpoint was trained on."""
+    trained = info["model_kwargs"]
+    for key in ("class_names", "num_classes", "vocab"):
+        if key in trained and key in data_kwargs and trained[key] != data_kwargs[key]:
+            raise CheckpointError(
+                f"checkpoint of {info.get('family')} was trained with another {key} than"
+                f" data={data_name} provides; evaluate it on the data it was trained on"
+            )
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    out_dir = Path(cfg.paths.output_dir)
+    t0 = time.time()
+    record: dict[str, Any] = {
+        "status": "running",
+        "ckpt_path": str(cfg.ckpt_path),
+        "overrides": job_overrides(),
+    }
+    loggers = []
+    failed = True
+    try:
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        info = ckpt[CHECKPOINT_KEY]
+        stored = OmegaConf.create(info["config"])
+        data_cfg = cfg.data if cfg.get("data") is not None else stored.data
+        model_cls, data_cls = get_class(stored.model._target_), get_class(data_cfg._target_)
+        if getattr(model_cls, "modality", None) != getattr(data_cls, "modality", None):
+            raise ConfigError(
+                f"checkpoint model {model_cls.__name__} ({model_cls.modality}) cannot be evaluated on "
+                f"{data_cls.__name__} ({getattr(data_cls, 'modality', None)}); pick data of the same kind"
+            )
+        L.seed_everything(stored.get("seed", cfg.seed), workers=True)
+        datamodule = build(data_cfg)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        check_compatible(info, datamodule.model_kwargs(), data_cfg.get("name", data_cls.__name__))
+        model = model_from_checkpoint(ckpt)
+        loggers = instantiate_loggers(cfg.get("logger"), out_dir)
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False)
+        record.update(stage_metrics(trainer.test(model, datamodule=datamodule), "test/"))
+        record.update(family=info.get("family"), params=sum(p.numel() for p in model.parameters()), status="ok")
+        failed = False
+    except BaseException as e:
+        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
+        raise
+    finally:
+        record["wall_s"] = round(time.time() - t0, 3)
+        write_json(out_dir / "metrics.json", record)
+        finish_loggers(loggers, failed)
+    return record
+
+
+def main(cfg: DictConfig) -> float | None:
+    try:
+        record = run(cfg)
+    except NnlabError as e:
+        report_error(e)
+        sys.exit(e.exit_code)
+    return record.get("test/acc", record.get("test/ppl"))

@@ -1,0 +1,235 @@
+"""The whole life of one training run: compose -> data -> model -> fit -> test -> metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from nnlab.utils.checkpoint import CHECKPOINT_KEY
+from nnlab.utils.errors import ConfigError, NnlabError
+from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
+
+log = logging.getLogger(__name__)
+
+
+class RunInfo(Callback):
+    """Stores what prediction needs, as plain data, in every checkpoint: config, model kwargs, family."""
+
+    def __init__(self, config: dict, model_kwargs: dict, family: str) -> None:
+        self.info = {"config": config, "model_kwargs": model_kwargs, "family": family}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.info
+
+
+# ----------------------------------------------------------------------------- composition helpers
+
+
+def hydra_choices() -> dict[str, str]:
+    """The config group options of this run (``{"model": "convnet", ...}``), Hydra's own left out."""
+    try:
+        choices = HydraConfig.get().runtime.choices
+    except ValueError:  # composed without a Hydra app (tests, notebooks)
+        return {}
+    return {k: v for k, v in choices.items() if not k.startswith("hydra")}
+
+
+def is_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
+def job_overrides() -> list[str]:
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def check_pair(cfg: DictConfig) -> None:
+    """Refuse a model/data pair of different modalities before any work, naming the pair."""
+    model_cls, data_cls = get_class(cfg.model._target_), get_class(cfg.data._target_)
+    model_mod, data_mod = getattr(model_cls, "modality", None), getattr(data_cls, "modality", None)
+    if model_mod != data_mod:
+        choices = hydra_choices()
+        m = choices.get("model", model_cls.__name__)
+        d = choices.get("data", data_cls.__name__)
+        raise ConfigError(
+            f"model={m} ({model_mod}) cannot train on data={d} ({data_mod}): "
+            f"choose a {model_mod} dataset for this model or a {data_mod} model for this dataset"
+        )
+
+
+def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
+    return [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+
+
+def instantiate_loggers(cfg: DictConfig | None, out_dir: Path) -> list[Logger]:
+    loggers = []
+    for conf in (cfg or {}).values():
+        if conf is None or "_target_" not in conf:
+            continue
+        if get_class(conf._target_) is WandbLogger:
+            conf = OmegaConf.merge(conf, wandb_names(conf, out_dir))
+        loggers.append(instantiate(conf))
+    return loggers
+
+
+def wandb_names(conf: DictConfig, out_dir: Path) -> dict:
+    """Each multirun job is its own W&B run, grouped by sweep, named by its overrides."""
+    names: dict[str, Any] = {}
+    if conf.get("group") is None and is_multirun():
+        names["group"] = Path(HydraConfig.get().sweep.dir).name
+    if conf.get("name") is None:
+        try:
+            override_dirname = HydraConfig.get().job.override_dirname
+        except ValueError:
+            override_dirname = ""
+        names["name"] = override_dirname or out_dir.name
+    return names
+
+
+def finish_loggers(loggers: list[Logger], failed: bool) -> None:
+    """Close every logger; the W&B run is finished (marked failed when the job failed) even on errors."""
+    for lg in loggers:
+        try:
+            lg.finalize("failed" if failed else "success")
+        except Exception as e:  # closing a logger must never hide the run's own outcome
+            log.warning("closing logger %s failed: %s", type(lg).__name__, e)
+    if any(isinstance(lg, WandbLogger) for lg in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1 if failed else 0)
+
+
+def resolve_ckpt_path(cfg: DictConfig, out_dir: Path) -> str | None:
+    if cfg.get("resume") == "auto":
+        last = out_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            log.info("resume=auto: continuing from %s", last)
+            return str(last)
+        log.info("resume=auto: no %s yet, starting fresh", last)
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist; give the path of a .ckpt file")
+        return str(path)
+    return None
+
+
+def stage_metrics(results: list[dict[str, float]], prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in results or []:
+        out.update({k: float(v) for k, v in r.items() if k.startswith(prefix)})
+    return out
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test as configured; returns (and writes to ``metrics.json``) the run's record."""
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    record: dict[str, Any] = {
+        "status": "running",
+        "seed": cfg.get("seed"),
+        "overrides": job_overrides(),
+        "optimized_metric": cfg.get("optimized_metric"),
+        "choices": hydra_choices(),
+    }
+    loggers: list[Logger] = []
+    failed = True
+    try:
+        if cfg.get("extras", {}).get("ignore_warnings"):
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*The number of training batches.*")
+        check_pair(cfg)
+        # .hydra/config.yaml keeps the interpolations; this is what the run actually used.
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        if cfg.get("extras", {}).get("print_config"):
+            print_config_tree(cfg)
+        if cfg.get("seed") is not None:
+            L.seed_everything(cfg.seed, workers=True)
+
+        datamodule: L.LightningDataModule = build(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        model_kwargs = datamodule.model_kwargs()
+        model: L.LightningModule = build(cfg.model, **model_kwargs)
+        record["params"] = sum(p.numel() for p in model.parameters())
+        record["family"] = type(model).__name__
+
+        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        callbacks.append(RunInfo(to_plain(cfg), model_kwargs, type(model).__name__))
+        loggers = instantiate_loggers(cfg.get("logger"), out_dir)
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        for lg in loggers:
+            lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})
+
+        ckpt_path = resolve_ckpt_path(cfg, out_dir)
+        best = ckpt_path
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            ckpt_cb = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+            best = (ckpt_cb.best_model_path or None) if ckpt_cb else None
+            if best is None:
+                log.warning("no best checkpoint was saved; evaluating the final weights")
+            record.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+            record.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+            record.update(stage_metrics(trainer.validate(model, datamodule=datamodule, ckpt_path=best), "val/"))
+        if cfg.get("test", True):
+            record.update(stage_metrics(trainer.test(model, datamodule=datamodule, ckpt_path=best), "test/"))
+        record["best_ckpt"] = best
+        record["status"] = "ok"
+        failed = False
+    except BaseException as e:
+        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
+        raise
+    finally:
+        record["wall_s"] = round(time.time() - t0, 3)
+        write_json(out_dir / "metrics.json", record)
+        finish_loggers(loggers, failed)
+    return record
+
+
+def main(cfg: DictConfig) -> float | None:
+    """Hydra task function: run, report one line on failure, return the optimized metric for sweepers.
+
+    In a multirun a failing job is recorded (metrics.json ``status: failed``) and the sweep goes on;
+    ``MultirunSummary`` exits non-zero at the end. A single run exits 2 on a user error, with one line.
+    """
+    try:
+        record = run(cfg)
+    except NnlabError as e:
+        report_error(e)
+        if is_multirun():
+            return float("nan")
+        sys.exit(e.exit_code)
+    except Exception as e:
+        if not is_multirun():
+            raise
+        report_error(e)
+        return float("nan")
+    value = record.get(cfg.get("optimized_metric") or "")
+    if value is None:
+        return None
+    log.info("%s = %.4f (run dir %s)", cfg.optimized_metric, value, cfg.paths.output_dir)
+    return float(value) if not math.isnan(value) else float("nan")

@@ -1,0 +1,49 @@
+"""Checkpoints as plain data: load safely, check what they belong to, rebuild their model."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from nnlab.utils.errors import CheckpointError
+from nnlab.utils.run import build
+
+CHECKPOINT_KEY = "nnlab"
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with one clear line for a missing, broken or foreign file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/best.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({first[:160]}); it is truncated, tampered with or not a "
+            "checkpoint: use another one (e.g. last.ckpt) or retrain"
+        ) from e
+    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not an nnlab checkpoint (no '{CHECKPOINT_KEY}' entry); train it with train.py"
+        )
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> L.LightningModule:
+    """Rebuild the checkpoint's LightningModule from its stored config and load its weights (eval mode)."""
+    info = ckpt[CHECKPOINT_KEY]
+    model = build(info["config"]["model"], **info["model_kwargs"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"checkpoint weights do not fit model {info.get('family')}: {str(e).splitlines()[0]}"
+        ) from e
+    return model.eval()

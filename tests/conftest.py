@@ -1,0 +1,88 @@
+"""Shared fixtures: offline environment, Hydra composition and a train.py/eval.py runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = Path(os.environ.get("DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+
+# Offline by construction: W&B and the HF hub fail fast instead of retrying.
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["PROJECT_ROOT"] = str(ROOT)
+
+import nnlab.utils.resolvers  # noqa: E402,F401
+
+# Quick, quiet settings for runs in tests: no rich widgets, small data, no W&B unless a test asks.
+FAST = [
+    "trainer.max_epochs=1",
+    "callbacks=minimal",
+    "logger=csv",
+    "extras.print_config=false",
+    "trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def compose_cfg(
+    config_name: str = "train", overrides: list[str] | None = None, output_dir: Path | None = None
+) -> DictConfig:
+    """Compose a config as train.py would, with ``paths.output_dir`` pointing at ``output_dir``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides or [])
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+class CLIResult:
+    def __init__(self, proc: subprocess.CompletedProcess, run_dir: Path):
+        self.rc, self.stdout, self.stderr, self.run_dir = proc.returncode, proc.stdout, proc.stderr, run_dir
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.run_dir / "metrics.json").read_text())
+
+    def __repr__(self) -> str:
+        return f"rc={self.rc}\n--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
+
+
+def run_cli(
+    script: str,
+    *overrides: str,
+    run_dir: Path | None = None,
+    multirun: bool = False,
+    timeout: int = 300,
+    env: dict | None = None,
+) -> CLIResult:
+    """Run ``python <script> overrides...`` in a subprocess, as a user would."""
+    args = [sys.executable, str(ROOT / script)]
+    if multirun:
+        args.append("-m")
+    args += list(overrides)
+    if run_dir is not None:
+        args.append(f"hydra.{'sweep' if multirun else 'run'}.dir={run_dir}")
+    proc = subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+    return CLIResult(proc, run_dir or Path("."))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set DATA_DIR)")
+    return SHARED_DATA

@@ -1,0 +1,152 @@
+"""train.py and eval.py as users run them: artifacts, eval, resume, sweeps, Optuna, W&B, clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FAST, ROOT, run_cli
+
+DIGITS_SMALL = [*FAST, "data.train_subset=600"]
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.rc == 2, result
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1, result
+    assert "Traceback" not in result.stderr, result
+    for f in fragments:
+        assert f in errors[0], result
+
+
+def test_train_then_eval_reproduces_test_accuracy(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    r = run_cli("train.py", *FAST, "trainer.max_epochs=3", "logger=wandb", run_dir=run_dir)
+    assert r.rc == 0, r
+    m = r.metrics
+    assert m["status"] == "ok" and m["test/acc"] > 0.9 and m["val/acc"] > 0.9
+    for key in ("params", "wall_s", "seed", "overrides", "epoch", "global_step", "val/f1", "test/f1"):
+        assert key in m, key
+    assert m["overrides"] == [*FAST, "trainer.max_epochs=3", "logger=wandb"]
+    assert (run_dir / ".hydra" / "config.yaml").is_file() and (run_dir / "train.log").is_file()
+    # W&B ran offline, inside the run dir, with the job's name
+    runs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1, list(run_dir.rglob("*"))
+
+    e = run_cli("eval.py", f"ckpt_path={run_dir}/checkpoints/best.ckpt", run_dir=tmp_path / "eval")
+    assert e.rc == 0, e
+    assert abs(e.metrics["test/acc"] - m["test/acc"]) <= 0.001
+
+
+def test_resume_from_last_continues_at_the_next_epoch(tmp_path) -> None:
+    first = run_cli("train.py", *DIGITS_SMALL, run_dir=tmp_path / "a")
+    assert first.rc == 0, first
+    steps_per_epoch = first.metrics["global_step"]
+    second = run_cli(
+        "train.py", *DIGITS_SMALL, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/a/checkpoints/last.ckpt",
+        run_dir=tmp_path / "b",
+    )  # fmt: skip
+    assert second.rc == 0, second
+    assert second.metrics["epoch"] == 2 and second.metrics["global_step"] == 2 * steps_per_epoch
+    with open(tmp_path / "b" / "csv" / "metrics.csv") as f:
+        train_epochs = {int(row["epoch"]) for row in csv.DictReader(f) if row.get("train/loss")}
+    assert train_epochs == {1}, "only the second epoch is trained after resuming"
+
+    # resume=auto picks up this run dir's own last.ckpt
+    third = run_cli("train.py", *DIGITS_SMALL, "trainer.max_epochs=3", "resume=auto", run_dir=tmp_path / "b")
+    assert third.rc == 0, third
+    assert third.metrics["global_step"] == 3 * steps_per_epoch
+
+
+def test_multirun_2x2_writes_one_metrics_json_per_job(tmp_path) -> None:
+    r = run_cli(
+        "train.py",
+        *DIGITS_SMALL,
+        "model.norm=none,batch",
+        "model.pool=max,avg",
+        multirun=True,
+        run_dir=tmp_path,
+    )
+    assert r.rc == 0, r
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/metrics.json"))]
+    assert len(records) == 4
+    settings = {
+        tuple(sorted(o for o in rec["overrides"] if o.startswith(("model.norm", "model.pool")))) for rec in records
+    }
+    assert len(settings) == 4
+    assert all(rec["status"] == "ok" and rec["test/acc"] > 0.5 for rec in records)
+
+
+def test_failing_job_is_reported_and_others_still_run(tmp_path) -> None:
+    r = run_cli("train.py", *DIGITS_SMALL, "model.pool=median,max", multirun=True, run_dir=tmp_path)
+    assert r.rc == 1, r
+    by_pool = {}
+    for p in tmp_path.glob("*/metrics.json"):
+        rec = json.loads(p.read_text())
+        by_pool[next(o for o in rec["overrides"] if o.startswith("model.pool"))] = rec
+    assert by_pool["model.pool=max"]["status"] == "ok"
+    failed = by_pool["model.pool=median"]
+    assert failed["status"] == "failed" and "choose one of" in failed["error"]
+    assert "1 of 2 jobs ok" in r.stderr
+
+
+def test_optuna_three_trials(tmp_path) -> None:
+    r = run_cli(
+        "train.py", *DIGITS_SMALL, "hparams_search=image_optuna", "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.n_startup_trials=2", multirun=True, run_dir=tmp_path,
+    )  # fmt: skip
+    assert r.rc == 0, r
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*/metrics.json")]
+    assert len(records) == 3 and all(rec["status"] == "ok" for rec in records)
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    assert "best_value" in best and "model.optimizer.lr" in best
+
+
+def test_missing_dataset_is_one_line_and_fast(tmp_path) -> None:
+    r = run_cli("train.py", *FAST, "data=mnist", f"paths.data_dir={tmp_path}/none", run_dir=tmp_path / "run")
+    assert_one_line_error(r, "ylecun/mnist", f"{tmp_path}/none/mnist", "offline")
+    assert r.metrics["status"] == "failed"
+    assert "Traceback" in (tmp_path / "run" / "train.log").read_text(), "the traceback goes to the log file"
+
+
+def test_unknown_choice_is_one_line(tmp_path) -> None:
+    r = run_cli("train.py", *FAST, "model.pool=median", run_dir=tmp_path / "run")
+    assert_one_line_error(r, "model.pool='median'", "choose one of", "max")
+
+
+def test_two_runs_started_together_never_share_a_dir(tmp_path) -> None:
+    args = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "train=false",
+        "test=false",
+        "logger=none",
+        f"paths.log_dir={tmp_path}",
+    ]
+    procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    dirs = list((tmp_path / "train" / "runs").iterdir())
+    assert len(dirs) == 2 and all((d / "metrics.json").is_file() for d in dirs)
+
+
+@pytest.mark.slow
+def test_default_experiment_reaches_097_on_digits(tmp_path) -> None:
+    r = run_cli("train.py", "callbacks=minimal", "logger=csv", run_dir=tmp_path / "run", timeout=600)
+    assert r.rc == 0, r
+    assert r.metrics["test/acc"] >= 0.97, r.metrics
+
+
+@pytest.mark.slow
+def test_fashion_mnist_three_epochs_reaches_088(tmp_path) -> None:
+    r = run_cli(
+        "train.py", "data=fashion_mnist", "trainer.max_epochs=3", "callbacks=minimal", "logger=csv",
+        run_dir=tmp_path / "run", timeout=1200,
+    )  # fmt: skip
+    assert r.rc == 0, r
+    assert r.metrics["test/acc"] >= 0.88, r.metrics

@@ -1,0 +1,74 @@
+"""Every model x data pair composes; incompatible pairs and unknown choices fail with one line."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from conftest import CONF, compose_cfg
+from nnlab.train import check_pair
+from nnlab.utils.errors import ConfigError
+from nnlab.utils.run import build
+
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+DATAS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
+
+
+def modality(target: str) -> str:
+    return get_class(target).modality
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("data", DATAS)
+def test_every_pair_composes_and_is_checked(model: str, data: str, tmp_path) -> None:
+    cfg = compose_cfg(overrides=[f"model={model}", f"data={data}"], output_dir=tmp_path)
+    OmegaConf.resolve(cfg)  # every interpolation resolves
+    assert cfg.data._target_ and cfg.model._target_
+    if modality(cfg.model._target_) == modality(cfg.data._target_):
+        check_pair(cfg)
+    else:
+        with pytest.raises(ConfigError) as e:
+            check_pair(cfg)
+        msg = str(e.value)
+        assert "\n" not in msg and "cannot train on" in msg
+
+
+class FakeTextData:
+    modality = "text"
+
+
+def test_incompatible_pair_names_both_sides(tmp_path) -> None:
+    cfg = compose_cfg(overrides=["model=convnet"], output_dir=tmp_path)
+    cfg.data = OmegaConf.create({"_target_": f"{__name__}.FakeTextData"})
+    with pytest.raises(ConfigError, match=r"model=.*\(image\) cannot train on data=.*\(text\)"):
+        check_pair(cfg)
+
+
+@pytest.mark.parametrize("key,value", [("model.pool", "median"), ("model.norm", "instance"), ("model.conv", "fft")])
+def test_unknown_choice_lists_valid_ones(key: str, value: str, tmp_path) -> None:
+    cfg = compose_cfg(overrides=[f"{key}={value}", "trainer.max_epochs=1"], output_dir=tmp_path)
+    OmegaConf.resolve(cfg)
+    with pytest.raises(ConfigError) as e:
+        build(cfg.model, num_classes=10, input_shape=[1, 8, 8])
+    msg = str(e.value)
+    assert msg.startswith(f"{key}='{value}' is not a valid choice; choose one of: ")
+    assert "max" in msg or "batch" in msg or "torch" in msg
+
+
+def test_experiments_and_searches_compose(tmp_path) -> None:
+    for exp in sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")):
+        cfg = compose_cfg(overrides=[f"experiment={exp}"], output_dir=tmp_path)
+        assert cfg.data._target_ and cfg.model._target_, exp
+    for debug in ("fdr", "limit", "overfit"):
+        cfg = compose_cfg(overrides=[f"debug={debug}"], output_dir=tmp_path)
+        assert cfg.trainer.max_epochs >= 1
+    cfg = compose_cfg(overrides=["hparams_search=image_optuna"], output_dir=tmp_path)
+    assert cfg.optimized_metric == "val/acc"
+
+
+def test_default_is_convnet_batchnorm_maxpool_on_digits() -> None:
+    cfg = compose_cfg()
+    assert cfg.data.name == "digits"
+    assert cfg.model.net._target_.endswith("ConvNet")
+    assert (cfg.model.norm, cfg.model.pool) == ("batch", "max")

@@ -1,0 +1,156 @@
+"""Image family: data sizes and normalization, nets for every switch, a short fit that learns."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import compose_cfg
+from nnlab.data import ImageDataModule, load_image_arrays
+from nnlab.data.images import DEBIAN_FASHION_DIR, read_idx
+from nnlab.models import ImageClassifier
+from nnlab.nn import MLP, ConvNet
+from nnlab.nn.registry import NORMS, POOLS
+from nnlab.train import run
+from nnlab.utils.errors import DataError
+
+
+def test_digits_split_sizes_and_train_only_normalization() -> None:
+    dm = ImageDataModule("digits", val_fraction=0.1, seed=3)
+    dm.setup()
+    sizes = len(dm.data_train), len(dm.data_val), len(dm.data_test)
+    assert sum(sizes) == 1797 and sizes[2] == 359 and sizes[1] == round(0.1 * (1797 - 359))
+    x_train = dm.data_train.tensors[0]
+    assert torch.allclose(x_train.mean((0, 2, 3)), torch.zeros(1), atol=1e-5)
+    assert torch.allclose(x_train.std((0, 2, 3)), torch.ones(1), atol=1e-3)
+    # val/test use the train statistics, so their mean is close to, not exactly, zero
+    assert abs(dm.data_val.tensors[0].mean().item()) < 0.2
+    assert dm.model_kwargs() == {
+        "num_classes": 10,
+        "input_shape": [1, 8, 8],
+        "class_names": [str(i) for i in range(10)],
+    }
+
+
+def test_split_is_seeded() -> None:
+    a, b, c = (ImageDataModule("digits", seed=s) for s in (1, 1, 2))
+    for dm in (a, b, c):
+        dm.setup()
+    assert torch.equal(a.data_val.tensors[1], b.data_val.tensors[1])
+    assert not torch.equal(a.data_val.tensors[1], c.data_val.tensors[1])
+    assert torch.equal(a.data_test.tensors[1], c.data_test.tensors[1]), "the test split never depends on the run seed"
+
+
+def test_batches_cover_the_epoch() -> None:
+    dm = ImageDataModule("digits", batch_size=100)
+    dm.setup()
+    ys = torch.cat([y for _, y in dm.train_dataloader()])
+    assert len(ys) == len(dm.data_train) and sorted(ys.tolist()) == sorted(dm.data_train.tensors[1].tolist())
+
+
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_DIR.is_dir() and not os.environ.get("CI"),
+    reason="apt-get install dataset-fashion-mnist",
+)
+def test_fashion_mnist_60000_10000_balanced() -> None:
+    x_tr, y_tr, x_te, y_te, names = load_image_arrays("fashion_mnist", "/nonexistent")
+    assert x_tr.shape == (60000, 1, 28, 28) and x_te.shape == (10000, 1, 28, 28)
+    assert x_tr.dtype == np.uint8 and len(names) == 10
+    assert np.bincount(y_tr).tolist() == [6000] * 10
+    assert np.bincount(y_te).tolist() == [1000] * 10
+
+
+def test_idx_reader_rejects_truncated_file(tmp_path) -> None:
+    good = tmp_path / "x-idx1-ubyte"
+    good.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5]))
+    assert read_idx(good).tolist() == [1, 2, 3, 4, 5]
+    bad = tmp_path / "y-idx1-ubyte"
+    bad.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(bad)
+
+
+def test_missing_dataset_fails_fast_with_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.time()
+    with pytest.raises(DataError) as e:
+        load_image_arrays("mnist", tmp_path)
+    msg = str(e.value)
+    assert time.time() - t0 < 5
+    assert "\n" not in msg and "ylecun/mnist" in msg and str(tmp_path / "mnist") in msg and "offline" in msg
+
+
+@pytest.mark.parametrize("norm", sorted(NORMS))
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_convnet_every_norm_and_pool(norm: str, pool: str) -> None:
+    net = ConvNet([1, 28, 28], 10, channels=[8, 16], norm=norm, pool=pool)
+    x = torch.randn(5, 1, 28, 28, requires_grad=True)
+    out = net(x)
+    assert out.shape == (5, 10)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_convnet_skips_pooling_when_maps_are_too_small() -> None:
+    net = ConvNet([1, 8, 8], 10, channels=[4, 4, 4, 4], pool="max")
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)  # 8 -> 4 -> 2 -> 1 -> 1
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "group"])
+def test_mlp_every_norm(norm: str) -> None:
+    assert MLP([3, 4, 4], 7, hidden=[16, 8], norm=norm)(torch.randn(3, 3, 4, 4)).shape == (3, 7)
+
+
+def test_short_fit_on_digits_learns(tmp_path) -> None:
+    from conftest import FAST
+
+    cfg = compose_cfg(overrides=[*FAST, "trainer.max_epochs=2"], output_dir=tmp_path)
+    record = run(cfg)
+    assert record["status"] == "ok"
+    assert record["test/acc"] > 0.85, record  # chance is 0.10
+    assert record["val/acc"] > 0.85
+    assert record["params"] > 0 and record["epoch"] == 2
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["nnlab"]["model_kwargs"]["num_classes"] == 10
+    assert ckpt["nnlab"]["config"]["model"]["norm"] == "batch"
+
+
+def test_image_classifier_features_are_penultimate() -> None:
+    m = ImageClassifier(
+        functools.partial(ConvNet, hidden=32), functools.partial(torch.optim.SGD, lr=0.1), 10, [1, 8, 8]
+    )
+    assert m.features(torch.randn(4, 1, 8, 8)).shape == (4, 32)
+
+
+def test_hub_loader_converts_an_hf_image_dataset(tmp_path, monkeypatch) -> None:
+    """The hub path of the loaders, fed by a local HF dataset of the same schema as the hub's (no network)."""
+    import datasets
+    from PIL import Image
+
+    import nnlab.data.images as images
+
+    rng = np.random.default_rng(0)
+    labels = datasets.ClassLabel(names=["a", "b", "c"])
+    features = datasets.Features({"image": datasets.Image(), "label": labels})
+    repo = tmp_path / "repo" / "data"
+    repo.mkdir(parents=True)
+    for split, n in (("train", 12), ("test", 6)):
+        pixels = rng.integers(0, 256, size=(n, 5, 7), dtype=np.uint8)
+        columns = {"image": [Image.fromarray(p) for p in pixels], "label": [i % 3 for i in range(n)]}
+        ds = datasets.Dataset.from_dict(columns, features=features)
+        ds.to_parquet(str(repo / f"{split}-00000-of-00001.parquet"))
+        if split == "train":
+            expected = pixels
+    monkeypatch.setattr(images, "hub_reachable", lambda *a, **k: True)
+    x_tr, y_tr, x_te, y_te, names = images.load_hub_images(
+        str(tmp_path / "repo"), tmp_path / "cache", "image", "label", None, looked=[]
+    )
+    assert x_tr.shape == (12, 1, 5, 7) and x_te.shape == (6, 1, 5, 7)
+    assert np.array_equal(x_tr[:, 0], expected)
+    assert y_tr.tolist() == [i % 3 for i in range(12)] and names == ["a", "b", "c"]
