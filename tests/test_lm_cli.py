@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -134,3 +135,21 @@ def test_train_then_generate_embeddings_and_vocab_mismatch(tmp_path):
     assert bad.rc == 2, bad
     line = bad.stderr.strip().splitlines()[-1]
     assert "vocabulary does not match" in line
+
+
+def test_collect_lm_grid_table(tmp_path, monkeypatch, capsys):
+    for i, (size, ppl) in enumerate([(50, 180.0), (200, 120.0)]):
+        job = tmp_path / "sweep" / str(i)
+        job.mkdir(parents=True)
+        over = [f"model.emsize={size}", "model.nlayers=2", "model.dropout=0.3"]
+        rec = {"overrides": over, "status": "ok", "params": 1000 * size, "val/ppl": ppl, "test/ppl": ppl - 5}
+        (job / "metrics.json").write_text(json.dumps({**rec, "epoch": 3, "wall_s": 10.0}))
+    (tmp_path / "sweep" / "2").mkdir()
+    (tmp_path / "sweep" / "2" / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["collect", str(tmp_path / "sweep")])
+    load_script("collect_lm_grid").main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| 200 | 2 | 0.3 | 200,000 | 120.0 | 115.0 |")  # best val ppl first
+    assert lines[3].startswith("| 50 |") and "boom" in lines[4]
+    assert len(json.loads((tmp_path / "lm_grid.json").read_text())) == 3

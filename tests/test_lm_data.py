@@ -64,9 +64,7 @@ def write_corpus(tmp_path: Path) -> dict[str, str]:
 
 def test_local_corpus_unknown_words(tmp_path):
     p = write_corpus(tmp_path)
-    dm = CorpusDataModule(
-        "local_corpus", train=p["train"], val=p["val"], test=p["test"], batch_size=2, bptt=3
-    )
+    dm = CorpusDataModule("local_corpus", train=p["train"], val=p["val"], test=p["test"], batch_size=2, bptt=3)
     dm.setup("fit")
     vocab = dm.vocab
     # Frequency order, ties in first-seen order; <unk> is not in train so it comes last.
@@ -154,9 +152,7 @@ def test_variable_windows_are_reproducible_and_vary_between_epochs():
 
 def test_loaders_keep_stream_order(tmp_path):
     p = write_corpus(tmp_path)
-    dm = CorpusDataModule(
-        "local_corpus", train=p["train"], val=p["val"], test=p["test"], batch_size=2, bptt=2
-    )
+    dm = CorpusDataModule("local_corpus", train=p["train"], val=p["val"], test=p["test"], batch_size=2, bptt=2)
     dm.setup("fit")
     xs = [x for x, _ in dm.train_dataloader()]
     stream = dm.corpus.streams["train"]

@@ -26,10 +26,7 @@ def corpus(tmp_path: Path, seed: int = 0, words=WORDS, lines: int = 60) -> Corpu
     for split, n in (("train", lines), ("val", lines // 3), ("test", lines // 3)):
         text = "\n".join(
             " ".join(
-                words[i]
-                for i in torch.randint(
-                    len(words), (int(torch.randint(2, 9, (1,), generator=g)),), generator=g
-                )
+                words[i] for i in torch.randint(len(words), (int(torch.randint(2, 9, (1,), generator=g)),), generator=g)
             )
             for _ in range(n)
         )
@@ -70,9 +67,7 @@ def test_ppl_is_exp_of_total_nll_over_the_split(tmp_path, cell):
     assert res["val/ppl"] == pytest.approx(expected, rel=1e-5)
     assert res["val/loss"] == pytest.approx(math.log(expected), rel=1e-5)
     # A second pass starts again from a zero state: the same number.
-    assert trainer().validate(model, dm, verbose=False)[0]["val/ppl"] == pytest.approx(
-        res["val/ppl"], rel=1e-6
-    )
+    assert trainer().validate(model, dm, verbose=False)[0]["val/ppl"] == pytest.approx(res["val/ppl"], rel=1e-6)
 
 
 def test_training_carries_detached_state_and_resets_each_epoch(tmp_path):
@@ -86,9 +81,7 @@ def test_training_carries_detached_state_and_resets_each_epoch(tmp_path):
     loss2 = model.training_step((x2, y2), 1)
     torch.manual_seed(0)
     logits, _ = model.net(x2, h1)
-    assert loss2.item() == pytest.approx(
-        F.cross_entropy(logits.reshape(-1, logits.size(-1)), y2.reshape(-1)).item()
-    )
+    assert loss2.item() == pytest.approx(F.cross_entropy(logits.reshape(-1, logits.size(-1)), y2.reshape(-1)).item())
     # The graph stops at the window boundary: gradients reach this window's parameters only once.
     loss2.backward()
     assert model.net.encoder.weight.grad is not None
@@ -221,9 +214,7 @@ def test_checkpoint_with_another_vocabulary_fails_with_one_line(tmp_path):
     dm = corpus(tmp_path)
     model = tiny(dm)
     ck = ModelCheckpoint(dirpath=tmp_path / "ck", filename="last")
-    tr = trainer(
-        max_epochs=1, limit_train_batches=2, limit_val_batches=1, enable_checkpointing=True, callbacks=[ck]
-    )
+    tr = trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, enable_checkpointing=True, callbacks=[ck])
     tr.fit(model, dm)
     path = tmp_path / "ck" / "last.ckpt"
     ckpt = torch.load(path, weights_only=True)

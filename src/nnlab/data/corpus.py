@@ -189,16 +189,11 @@ def _read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path} is not UTF-8 ({e.reason} at byte {e.start}); convert it with iconv"
-        ) from None
+        raise DataError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); convert it with iconv") from None
 
 
 def _hub_offline() -> bool:
-    return any(
-        os.environ.get(k, "").lower() in ("1", "true", "yes")
-        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
 def load_source_lines(source: CorpusSource, data_dir: str | os.PathLike) -> dict[str, list[str]]:
@@ -230,9 +225,7 @@ def load_source_lines(source: CorpusSource, data_dir: str | os.PathLike) -> dict
 def load_local_lines(train: str | None, val: str | None, test: str | None) -> dict[str, list[str]]:
     for split, path in zip(SPLITS, (train, val, test)):
         if not path:
-            raise ConfigError(
-                f"local_corpus needs data.{split}=PATH (plain text, one sentence or paragraph per line)"
-            )
+            raise ConfigError(f"local_corpus needs data.{split}=PATH (plain text, one sentence or paragraph per line)")
     lines = {}
     for split, path in zip(SPLITS, (train, val, test)):
         p = Path(path).expanduser()
@@ -249,9 +242,7 @@ class EncodedCorpus:
     oov: dict[str, int]
 
     @classmethod
-    def from_lines(
-        cls, lines: dict[str, list[str]], max_vocab: int | None = None, min_freq: int = 1
-    ) -> EncodedCorpus:
+    def from_lines(cls, lines: dict[str, list[str]], max_vocab: int | None = None, min_freq: int = 1) -> EncodedCorpus:
         tokens = {split: [w for words in tokenize(lines[split]) for w in words] for split in SPLITS}
         vocab = Vocab.build([tokens["train"]], max_size=max_vocab, min_freq=min_freq)
         streams, oov = {}, {}
@@ -294,9 +285,7 @@ class CorpusDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if name != "local_corpus" and name not in SOURCES:
-            raise ConfigError(
-                f"data.name={name!r} is not a corpus; choose one of: local_corpus, {', '.join(SOURCES)}"
-            )
+            raise ConfigError(f"data.name={name!r} is not a corpus; choose one of: local_corpus, {', '.join(SOURCES)}")
         if bptt < 1 or batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
             raise ConfigError("data.bptt, data.batch_size and data.eval_batch_size must be >= 1")
         self.name, self.data_dir = name, data_dir
@@ -323,9 +312,7 @@ class CorpusDataModule(L.LightningDataModule):
         c = self.corpus
         counts = ", ".join(f"{s} {c.streams[s].numel():,}" for s in SPLITS)
         unk = ", ".join(f"{s} {c.oov[s]:,}" for s in SPLITS)
-        log.info(
-            f"{self.name}: tokens {counts}; vocabulary {len(c.vocab):,}; out-of-vocabulary -> <unk>: {unk}"
-        )
+        log.info(f"{self.name}: tokens {counts}; vocabulary {len(c.vocab):,}; out-of-vocabulary -> <unk>: {unk}")
         for split in SPLITS:
             bs = self.batch_size if split == "train" else self.eval_batch_size
             data = batchify(c.streams[split], bs)

@@ -4,7 +4,7 @@
   evaluation; it is reset at the start of every training epoch and of every validation/test pass,
   which therefore reads the whole split in stream order.
 - Perplexity of a split is ``exp(sum of token NLLs / number of tokens)`` over the whole split
-  (docs/derivations.md, "Perplexity"), never a mean of per-window perplexities. It is logged as
+  (docs/lm.md, "Perplexity"), never a mean of per-window perplexities. It is logged as
   ``{val,test}/ppl`` next to ``{val,test}/loss`` (the token-mean NLL in nats).
 - Gradients are clipped to ``clip`` in global L2 norm before every step.
 - Optimizer/scheduler are Hydra partials; the default is Zaremba's SGD (lr 1) with the classic
@@ -151,8 +151,7 @@ class LanguageModel(L.LightningModule):
         loss = self._log_split("train")
         if not math.isfinite(loss):
             raise TrainingError(
-                f"training loss is {loss} at epoch {self.current_epoch}; "
-                "lower model.optimizer.lr or model.clip"
+                f"training loss is {loss} at epoch {self.current_epoch}; lower model.optimizer.lr or model.clip"
             )
 
     def on_validation_epoch_end(self) -> None:
@@ -244,20 +243,14 @@ class LanguageModel(L.LightningModule):
         Loads with ``weights_only=True``; works for checkpoints of ``train.py`` and of a bare Trainer."""
         path = Path(ckpt_path)
         if not path.is_file():
-            raise CheckpointError(
-                f"ckpt_path={path} is not a file; give the checkpoints/best.ckpt of a model=lm run"
-            )
+            raise CheckpointError(f"ckpt_path={path} is not a file; give the checkpoints/best.ckpt of a model=lm run")
         try:
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as e:
-            raise CheckpointError(
-                f"{path} is not a readable checkpoint ({type(e).__name__}); truncated?"
-            ) from None
+            raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}); truncated?") from None
         vocab = ckpt.get("vocab") or (ckpt.get("nnlab") or {}).get("model_kwargs", {}).get("vocab")
         if vocab is None or "state_dict" not in ckpt:
-            raise CheckpointError(
-                f"{path} is not a language-model checkpoint (no vocabulary); train with model=lm"
-            )
+            raise CheckpointError(f"{path} is not a language-model checkpoint (no vocabulary); train with model=lm")
         hparams = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
         model = cls(vocab=vocab, **hparams)
         try:
