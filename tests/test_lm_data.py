@@ -148,6 +148,8 @@ def test_variable_windows_are_reproducible_and_vary_between_epochs():
     first = [x.size(0) for x, _ in a]
     assert first == [x.size(0) for x, _ in b]  # same seed, same windows
     assert first != [x.size(0) for x, _ in a]  # next epoch, new windows
+    with pytest.raises(TypeError):  # no guessed length: a loader reads to the end of the stream
+        len(a)
 
 
 def test_loaders_keep_stream_order(tmp_path):

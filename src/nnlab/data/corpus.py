@@ -15,7 +15,6 @@ second (``ptb_text_only``, ``Salesforce/wikitext``/``wikitext-2-v1``).
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -154,10 +153,11 @@ class TBPTTWindows(IterableDataset):
             yield self.data[start : start + length], self.data[start + 1 : start + 1 + length]
 
     def __len__(self) -> int:
-        # Variable windows: the expected count (a progress-bar hint); iteration ends at the stream's end.
-        if not self.variable:
-            return len(self._fixed)
-        return math.ceil((self.data.size(0) - 1) / self.bptt)
+        if self.variable:
+            # Unknown before the pass: no length, so Lightning reads until the stream ends instead of
+            # stopping at a guessed count and silently skipping the end of the stream.
+            raise TypeError("variable-length TBPTT windows have no length before a pass")
+        return len(self._fixed)
 
 
 # --- sources: local files first, HF hub second
