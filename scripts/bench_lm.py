@@ -6,7 +6,7 @@
 
 Both train the same RNNLM (same init, data windows, SGD lr 1, clip 5, TBPTT with detached state) on the
 first ``warmup + batches`` training windows; only the last ``batches`` are timed. The two are run in turn
-``repeats`` times and the medians compared, so a change of load on a shared machine hits both alike.
+``repeats`` times (alternating which goes first) and the medians compared, so a change of load on a shared machine hits both alike.
 Prints a table and writes bench_lm.json in the working directory.
 """
 
@@ -102,8 +102,10 @@ def main(argv: list[str]) -> dict:
     windows = list(dm.windows["train"])[: cfg.warmup + cfg.batches]
     runs = {"plain": [], "lightning": []}
     for i in range(cfg.repeats):
-        runs["plain"].append(plain_loop(cfg, windows))
-        runs["lightning"].append(lightning_loop(cfg, dm))
+        # Alternate which loop goes first, so a drift of the machine's load favours neither.
+        order = ("plain", "lightning") if i % 2 == 0 else ("lightning", "plain")
+        for name in order:
+            runs[name].append(plain_loop(cfg, windows) if name == "plain" else lightning_loop(cfg, dm))
         print(f"repeat {i + 1}: plain {runs['plain'][-1]:,.0f} tok/s, lightning {runs['lightning'][-1]:,.0f} tok/s")
     med = {k: statistics.median(v) for k, v in runs.items()}
     result = {
