@@ -6,7 +6,8 @@
 
 Both train the same RNNLM (same init, data windows, SGD lr 1, clip 5, TBPTT with detached state) on the
 first ``warmup + batches`` training windows; only the last ``batches`` are timed. The two are run in turn
-``repeats`` times (alternating which goes first) and the medians compared, so a change of load on a shared machine hits both alike.
+``repeats`` times (alternating which goes first) and the medians compared, so a change of load on a shared
+machine hits both alike.
 Prints a table and writes bench_lm.json in the working directory.
 """
 
