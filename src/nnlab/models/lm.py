@@ -7,7 +7,8 @@
   (docs/lm.md, "Perplexity"), never a mean of per-window perplexities. It is logged as
   ``{val,test}/ppl`` next to ``{val,test}/loss`` (the token-mean NLL in nats).
 - Gradients are clipped to ``clip`` in global L2 norm before every step.
-- Optimizer/scheduler are Hydra partials; the default is Zaremba's SGD (lr 1) with the classic
+- Optimizer/scheduler are Hydra partials; the default is SGD with lr 20 on the per-token mean NLL (Zaremba's
+  lr 1 on the NLL summed over the bptt steps, clip 5 -> clip 0.25 here, as in pytorch/examples) with the classic
   "divide the LR by 4 when the validation loss does not improve" (``ReduceLROnPlateau(factor=0.25,
   patience=0)`` on ``val/loss``).
 - ``nt_asgd``: non-monotonically triggered averaged SGD (Merity et al. 2017). Once the validation loss is
@@ -66,7 +67,7 @@ class LanguageModel(L.LightningModule):
         locked_dropout: bool = False,
         tie_weights: bool = False,
         init_range: float = 0.1,
-        clip: float | None = 5.0,
+        clip: float | None = 0.25,
         nt_asgd: bool = False,
         nonmono: int = 5,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -196,7 +197,7 @@ class LanguageModel(L.LightningModule):
 
     def configure_optimizers(self):
         params = self.parameters()
-        opt = self.optimizer_factory(params) if self.optimizer_factory else torch.optim.SGD(params, lr=1.0)
+        opt = self.optimizer_factory(params) if self.optimizer_factory else torch.optim.SGD(params, lr=20.0)
         if self.scheduler_factory is None:
             return opt
         sched = self.scheduler_factory(opt)
