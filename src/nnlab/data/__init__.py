@@ -1,10 +1,8 @@
-"""LightningDataModules, one per dataset family."""
+"""LightningDataModules, one per dataset family: images, labeled sentences, token streams."""
 
+from nnlab.data.corpus import CorpusDataModule
 from nnlab.data.images import ImageDataModule, load_image_arrays
-
-__all__ = ["ImageDataModule", "load_image_arrays"]
-
-from nnlab.data.text import (  # noqa: E402
+from nnlab.data.text import (
     AGNewsDataModule,
     LocalTextDataModule,
     MRDataModule,
@@ -14,12 +12,15 @@ from nnlab.data.text import (  # noqa: E402
     YelpPolarityDataModule,
 )
 
-__all__ += [
+__all__ = [
     "AGNewsDataModule",
+    "CorpusDataModule",
+    "ImageDataModule",
     "LocalTextDataModule",
     "MRDataModule",
     "SST2DataModule",
     "SST5DataModule",
     "TextDataModule",
     "YelpPolarityDataModule",
+    "load_image_arrays",
 ]

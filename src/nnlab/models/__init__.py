@@ -1,9 +1,7 @@
 """LightningModules, one per model family."""
 
 from nnlab.models.image import ImageClassifier
+from nnlab.models.lm import LanguageModel
+from nnlab.models.text import TextClassifier
 
-__all__ = ["ImageClassifier"]
-
-from nnlab.models.text import TextClassifier  # noqa: E402
-
-__all__ += ["TextClassifier"]
+__all__ = ["ImageClassifier", "LanguageModel", "TextClassifier"]

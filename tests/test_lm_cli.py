@@ -1,0 +1,156 @@
+"""model=lm through train.py and the LM scripts: configs, metrics.json, checkpoints, generation, embeddings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from hydra.utils import get_class
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import OmegaConf
+
+from conftest import FAST, ROOT, compose_cfg, run_cli
+from nnlab.data.corpus import CorpusDataModule
+from nnlab.models.lm import LanguageModel
+from nnlab.utils.errors import CheckpointError, ConfigError
+
+WORDS = "the market rose as investors bought shares of the bank and sold bonds".split()
+
+
+def write_corpus(folder: Path, seed: int, words=WORDS) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for split, n in (("train", 300), ("val", 60), ("test", 60)):
+        lines = [" ".join(words[i] for i in torch.randint(len(words), (8,), generator=g)) for _ in range(n)]
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out.append(f"data.{split}={folder / f'{split}.txt'}")
+    return out
+
+
+TINY = ["model=lm", "data=local_corpus", "model.emsize=16", "model.nhid=16", "data.bptt=8", "data.batch_size=4"]
+
+
+@pytest.mark.parametrize("experiment", ["ptb_small", "ptb_medium", "lm_grid"])
+def test_experiments_compose(experiment):
+    cfg = compose_cfg(overrides=[f"experiment={experiment}"])
+    assert get_class(cfg.model._target_).modality == get_class(cfg.data._target_).modality == "tokens"
+    assert cfg.optimized_metric == "val/ppl" and cfg.optimize_mode == "min"
+    assert cfg.data.name == "ptb" and cfg.model.cell == "lstm"
+    if experiment == "lm_grid":
+        assert cfg.model.nhid == cfg.model.emsize
+        sweep = OmegaConf.load(ROOT / "conf" / "experiment" / "lm_grid.yaml").hydra.sweeper.params
+        assert set(sweep) == {"model.emsize", "model.nlayers", "model.dropout"}
+
+
+def test_model_lm_defaults_to_ptb_and_data_wins():
+    assert compose_cfg(overrides=["model=lm"]).data.name == "ptb"
+    assert compose_cfg(overrides=["model=lm", "data=wikitext2"]).data.name == "wikitext2"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"lm_script_{name}", ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_generate_and_embeddings_scripts_in_process(tmp_path, capsys):
+    data = write_corpus(tmp_path / "a", 0)
+    dm = CorpusDataModule("local_corpus", **{a.split("=")[0][5:]: a.split("=")[1] for a in data}, batch_size=4)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = LanguageModel(dm.model_kwargs()["vocab"], emsize=16, nhid=16, nlayers=1)
+    ck = ModelCheckpoint(dirpath=tmp_path / "ck", filename="best")
+    L.Trainer(
+        max_epochs=1, limit_train_batches=3, limit_val_batches=2, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[ck], num_sanity_val_steps=0,
+    ).fit(model, dm)  # fmt: skip
+    ckpt = f"ckpt_path={tmp_path / 'ck' / 'best.ckpt'}"
+    gen = load_script("generate")
+    a = gen.main([ckpt, "prompt=the market zzz", "words=12", "seed=3"])
+    assert a == gen.main([ckpt, "prompt=the market zzz", "words=12", "seed=3"])
+    assert a != gen.main([ckpt, "prompt=the market zzz", "words=12", "seed=4"])
+    assert a.startswith("the market zzz") and len(a.split()) + a.count("\n") == 15  # <eos> is a line break
+    assert "zzz" in capsys.readouterr().err  # reported as <unk>
+    emb = load_script("embeddings")
+    emb.main([ckpt, f"out={tmp_path / 'emb.npz'}", "top=5", "words=[bank,shares,zebra]"])
+    z = np.load(tmp_path / "emb.npz")
+    assert z["vectors"].shape == (len(dm.vocab), 16) and int(z["top"]) == 5
+    assert list(z["vocab"]) == dm.vocab.itos
+    assert [z["vocab"][i] for i in z["chosen"]] == ["bank", "shares"]
+    torch.testing.assert_close(
+        torch.from_numpy(z["vectors"]), LanguageModel.from_checkpoint(ckpt[10:]).net.encoder.weight
+    )
+    with pytest.raises(ConfigError, match="ckpt_path"):
+        gen.main([])
+    with pytest.raises(CheckpointError, match="not a file"):
+        emb.main([f"ckpt_path={tmp_path / 'missing.ckpt'}"])
+
+
+@pytest.mark.slow
+def test_train_then_generate_embeddings_and_vocab_mismatch(tmp_path):
+    run_dir = tmp_path / "run"
+    data_a = write_corpus(tmp_path / "a", 0)
+    res = run_cli("train.py", *FAST, *TINY, *data_a, "trainer.max_epochs=2", run_dir=run_dir, timeout=900)
+    assert res.rc == 0, res
+    m = res.metrics
+    assert m["status"] == "ok" and m["optimized_metric"] == "val/ppl"
+    assert math.isclose(m["test/ppl"], math.exp(m["test/loss"]), rel_tol=1e-5)
+    assert m["val/ppl"] < len(WORDS) + 2  # better than uniform over the vocabulary
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    assert torch.load(ckpt, weights_only=True)["nnlab"]["model_kwargs"]["vocab"][0] == "the"
+
+    def script(name, *args):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / name), f"ckpt_path={ckpt}", *args],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+
+    a = script("generate.py", "prompt=the market", "words=12", "seed=3")
+    b = script("generate.py", "prompt=the market", "words=12", "seed=3")
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("the market")
+    text = a.stdout.rstrip("\n")
+    assert len(text.split()) + text.count("\n") == 14  # <eos> is printed as a line break
+    emb = script("embeddings.py", "out=emb.npz", "top=5", "words=[bank,shares,zebra]")
+    assert emb.returncode == 0, emb.stderr
+    assert "zebra" in emb.stderr
+    z = np.load(tmp_path / "emb.npz")
+    assert z["vectors"].shape == (len(z["vocab"]), 16) and int(z["top"]) == 5
+    assert [z["vocab"][i] for i in z["chosen"]] == ["bank", "shares"]
+
+    # The same checkpoint on a corpus with another vocabulary: one clear line, exit 2.
+    data_b = write_corpus(tmp_path / "b", 1, words=WORDS[:-1] + ["zebra"])
+    bad = run_cli(
+        "train.py", *FAST, *TINY, *data_b, "train=false", f"ckpt_path={ckpt}", run_dir=tmp_path / "bad", timeout=600
+    )
+    assert bad.rc == 2, bad
+    line = bad.stderr.strip().splitlines()[-1]
+    assert "vocabulary does not match" in line
+
+
+def test_collect_lm_grid_table(tmp_path, monkeypatch, capsys):
+    for i, (size, ppl) in enumerate([(50, 180.0), (200, 120.0)]):
+        job = tmp_path / "sweep" / str(i)
+        job.mkdir(parents=True)
+        over = [f"model.emsize={size}", "model.nlayers=2", "model.dropout=0.3"]
+        rec = {"overrides": over, "status": "ok", "params": 1000 * size, "val/ppl": ppl, "test/ppl": ppl - 5}
+        (job / "metrics.json").write_text(json.dumps({**rec, "epoch": 3, "wall_s": 10.0}))
+    (tmp_path / "sweep" / "2").mkdir()
+    (tmp_path / "sweep" / "2" / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["collect", str(tmp_path / "sweep")])
+    load_script("collect_lm_grid").main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| 200 | 2 | 0.3 | 200,000 | 120.0 | 115.0 |")  # best val ppl first
+    assert lines[3].startswith("| 50 |") and "boom" in lines[4]
+    assert len(json.loads((tmp_path / "lm_grid.json").read_text())) == 3
