@@ -71,7 +71,9 @@ def test_default_is_convnet_batchnorm_maxpool_on_digits() -> None:
     cfg = compose_cfg()
     assert cfg.data.name == "digits"
     assert cfg.model.net._target_.endswith("ConvNet")
-    assert (cfg.model.norm, cfg.model.pool) == ("batch", "max")
+    # batch norm (torch's on maps until ours meets its speed target; ours in the MLP), our max pooling and conv
+    assert (cfg.model.norm, cfg.model.pool, cfg.model.conv) == ("torch_batch", "max", "ours")
+    assert compose_cfg(overrides=["model=mlp"]).model.norm == "batch"
 
 
 @pytest.mark.parametrize("spec", sorted((CONF / "wandb_sweep").glob("*.yaml")), ids=lambda p: p.stem)

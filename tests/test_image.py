@@ -119,7 +119,7 @@ def test_short_fit_on_digits_learns(tmp_path) -> None:
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
     ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["nnlab"]["model_kwargs"]["num_classes"] == 10
-    assert ckpt["nnlab"]["config"]["model"]["norm"] == "batch"
+    assert ckpt["nnlab"]["config"]["model"]["norm"] == cfg.model.norm
 
 
 def test_image_classifier_features_are_penultimate() -> None:
