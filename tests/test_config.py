@@ -63,8 +63,37 @@ def test_experiments_and_searches_compose(tmp_path) -> None:
     for debug in ("fdr", "limit", "overfit"):
         cfg = compose_cfg(overrides=[f"debug={debug}"], output_dir=tmp_path)
         assert cfg.trainer.max_epochs >= 1
-    cfg = compose_cfg(overrides=["hparams_search=image_optuna"], output_dir=tmp_path)
-    assert cfg.optimized_metric == "val/acc"
+    expected = {"image_optuna": ("val/acc", "max"), "text_optuna": ("val/acc", "max"), "lm_optuna": ("val/ppl", "min")}
+    for search in sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml")):
+        cfg = compose_cfg(overrides=[f"hparams_search={search}"], output_dir=tmp_path)
+        assert (cfg.optimized_metric, cfg.optimize_mode) == expected[search], search
+
+
+@pytest.mark.parametrize("search", ["image_optuna", "text_optuna", "lm_optuna"])
+def test_every_optuna_search_point_is_a_valid_config(search: str, tmp_path) -> None:
+    """Each searched parameter, at each of its choices or interval ends, composes into a model that builds."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        full = compose("train", overrides=[f"hparams_search={search}"], return_hydra_config=True)
+    sweeper = full.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.nnlab_optuna.ResumableOptunaSweeper"
+    assert sweeper.direction == {"max": "maximize", "min": "minimize"}[full.optimize_mode]
+    for key, spec in sweeper.params.items():
+        inner = spec[spec.rindex("(") + 1 : spec.index(")")]
+        for value in (v.strip() for v in inner.split(",")):
+            cfg = compose_cfg(overrides=[f"hparams_search={search}", f"{key}={value}"], output_dir=tmp_path)
+            OmegaConf.resolve(cfg)
+            assert OmegaConf.select(cfg, key) is not None or key == "model", (key, value)
+
+
+def test_ddp_trainer_composes_and_builds_on_cpu(tmp_path) -> None:
+    from lightning.pytorch.strategies import DDPStrategy
+
+    cfg = compose_cfg(overrides=["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], output_dir=tmp_path)
+    trainer = build(cfg.trainer, logger=False, enable_progress_bar=False)
+    assert isinstance(trainer.strategy, DDPStrategy)
+    assert trainer.num_devices == 2 and trainer.world_size == 2
 
 
 def test_default_is_convnet_batchnorm_maxpool_on_digits() -> None:

@@ -165,9 +165,14 @@ def test_single_value_per_channel_allowed_in_eval_like_torch():
 # ---- modules
 
 
-@pytest.mark.parametrize("cls, ref, shape", [(BatchNorm1d, torch.nn.BatchNorm1d, (6, 5)),
-                                             (BatchNorm1d, torch.nn.BatchNorm1d, (6, 5, 4)),
-                                             (BatchNorm2d, torch.nn.BatchNorm2d, (6, 5, 3, 3))])
+@pytest.mark.parametrize(
+    "cls, ref, shape",
+    [
+        (BatchNorm1d, torch.nn.BatchNorm1d, (6, 5)),
+        (BatchNorm1d, torch.nn.BatchNorm1d, (6, 5, 4)),
+        (BatchNorm2d, torch.nn.BatchNorm2d, (6, 5, 3, 3)),
+    ],
+)
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_module_matches_torch_over_training_and_eval(cls, ref, shape, momentum):
     torch.manual_seed(0)
@@ -199,8 +204,9 @@ def test_fused_path_equals_torch():
             x = (torch.randn(*shape) * 3 + 5).requires_grad_()
             w, b, rm, rv = _params(shape[1], torch.float32)
             for training in (True, False):
-                compare_with_torch(_with_stats(batch_norm, rm, rv, training),
-                                   _with_stats(F.batch_norm, rm, rv, training), [x, w, b])
+                compare_with_torch(
+                    _with_stats(batch_norm, rm, rv, training), _with_stats(F.batch_norm, rm, rv, training), [x, w, b]
+                )
         assert not batchnorm._FUSED["failed"], "torch.compile fell back to eager"
     finally:
         batchnorm.set_fused(False)

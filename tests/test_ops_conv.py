@@ -54,14 +54,14 @@ def test_gradcheck_without_bias():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_equals_torch(case, dtype):
     x, w, b, kw = _make(case, dtype, seed=3)
-    compare_with_torch(lambda x, w, b: conv2d(x, w, b, **kw), lambda x, w, b: F.conv2d(x, w, b, **kw),
-                       [x, w, b])
+    compare_with_torch(lambda x, w, b: conv2d(x, w, b, **kw), lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
 
 
 def test_equals_torch_realistic_float32_channels_last():
     x, w, b, kw = _make((8, 16, 14, 14, 32, 3, 1, 1, 1, 1), torch.float32, seed=4)
-    compare_with_torch(lambda x, w, b: conv2d(x, w, b, **kw), lambda x, w, b: F.conv2d(x, w, b, **kw),
-                       [channels_last(x), w, b])
+    compare_with_torch(
+        lambda x, w, b: conv2d(x, w, b, **kw), lambda x, w, b: F.conv2d(x, w, b, **kw), [channels_last(x), w, b]
+    )
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
@@ -70,8 +70,9 @@ def test_string_padding_equals_torch(padding, k, d):
     kh, kw = (k, k) if isinstance(k, int) else k
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
     w = torch.randn(4, 3, kh, kw, dtype=torch.float64, requires_grad=True)
-    compare_with_torch(lambda x, w: conv2d(x, w, None, 1, padding, d),
-                       lambda x, w: F.conv2d(x, w, None, 1, padding, d), [x, w])
+    compare_with_torch(
+        lambda x, w: conv2d(x, w, None, 1, padding, d), lambda x, w: F.conv2d(x, w, None, 1, padding, d), [x, w]
+    )
 
 
 def test_unbatched_input():

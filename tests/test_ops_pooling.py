@@ -30,8 +30,11 @@ WINDOWS = [
 
 def _x(shape, seed=0, positive=False, dtype=D):
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(*shape, generator=g, dtype=dtype) + 0.1 if positive else torch.randn(*shape, generator=g,
-                                                                                          dtype=dtype)
+    x = (
+        torch.rand(*shape, generator=g, dtype=dtype) + 0.1
+        if positive
+        else torch.randn(*shape, generator=g, dtype=dtype)
+    )
     return x.requires_grad_()
 
 
@@ -48,8 +51,9 @@ def test_max_pool_gradcheck_and_equals_torch(shape, k, s, p, d, ceil):
         assert gradcheck(lambda x: ops.max_pool2d(x, k, s, p, d, ceil), (x,))
         for dtype in (D, torch.float32):
             xd = x.detach().to(dtype).requires_grad_()
-            compare_with_torch(lambda x: ops.max_pool2d(x, k, s, p, d, ceil),
-                               lambda x: F.max_pool2d(x, k, s, p, d, ceil), [xd])
+            compare_with_torch(
+                lambda x: ops.max_pool2d(x, k, s, p, d, ceil), lambda x: F.max_pool2d(x, k, s, p, d, ceil), [xd]
+            )
         ours = ops.max_pool2d(x, k, s, p, d, ceil, return_indices=True)[1]
         assert torch.equal(ours, F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)[1])
 
@@ -61,14 +65,20 @@ def test_avg_pool_gradcheck_and_equals_torch(shape, k, s, p, d, ceil, count_incl
         assert gradcheck(lambda x: ops.avg_pool2d(x, k, s, p, ceil, count_include_pad), (x,))
         for dtype in (D, torch.float32):
             xd = x.detach().to(dtype).requires_grad_()
-            compare_with_torch(lambda x: ops.avg_pool2d(x, k, s, p, ceil, count_include_pad),
-                               lambda x: F.avg_pool2d(x, k, s, p, ceil, count_include_pad), [xd])
+            compare_with_torch(
+                lambda x: ops.avg_pool2d(x, k, s, p, ceil, count_include_pad),
+                lambda x: F.avg_pool2d(x, k, s, p, ceil, count_include_pad),
+                [xd],
+            )
 
 
 def test_avg_pool_divisor_override():
     x = _x((2, 2, 6, 6))
-    compare_with_torch(lambda x: ops.avg_pool2d(x, 3, 2, 1, divisor_override=5),
-                       lambda x: F.avg_pool2d(x, 3, 2, 1, divisor_override=5), [x])
+    compare_with_torch(
+        lambda x: ops.avg_pool2d(x, 3, 2, 1, divisor_override=5),
+        lambda x: F.avg_pool2d(x, 3, 2, 1, divisor_override=5),
+        [x],
+    )
 
 
 def test_max_pool_ties_go_to_first_maximum_like_torch():
@@ -76,8 +86,7 @@ def test_max_pool_ties_go_to_first_maximum_like_torch():
     g = torch.Generator().manual_seed(5)
     x = torch.randint(0, 3, (2, 3, 7, 8), generator=g).to(D).requires_grad_()
     for args in [(2, None, 0), (3, 2, 1), (3, 1, 0)]:
-        compare_with_torch(lambda x, a=args: ops.max_pool2d(x, *a), lambda x, a=args: F.max_pool2d(x, *a),
-                           [x])
+        compare_with_torch(lambda x, a=args: ops.max_pool2d(x, *a), lambda x, a=args: F.max_pool2d(x, *a), [x])
     # And by the definition: in every 2x2 tile the gradient lands on the first maximum (row-major).
     x = torch.tensor([[[[1.0, 1.0], [1.0, 1.0]]]], requires_grad=True)
     ops.max_pool2d(x, 2).sum().backward()
@@ -104,8 +113,9 @@ def test_lp_pool_gradcheck_and_equals_torch(shape, k, s, p, d, ceil, norm_type):
     if not ceil:  # torch's ceil mode rescales partial windows by kh·kw/count (not a p-norm); ours sums
         for dtype in (D, torch.float32):
             xd = x.detach().to(dtype).requires_grad_()
-            compare_with_torch(lambda x: ops.lp_pool2d(x, norm_type, k, s),
-                               lambda x: F.lp_pool2d(x, norm_type, k, s), [xd])
+            compare_with_torch(
+                lambda x: ops.lp_pool2d(x, norm_type, k, s), lambda x: F.lp_pool2d(x, norm_type, k, s), [xd]
+            )
 
 
 def test_lp_pool_is_the_p_norm_of_each_window():
@@ -155,8 +165,9 @@ def test_stochastic_pool_samples_with_probability_proportional_to_activation():
 
 def test_stochastic_pool_eval_is_expectation_of_training():
     x = _x((1, 2, 4, 4), seed=4, positive=True).detach()
-    samples = ops.stochastic_pool2d(x.expand(40000, 2, 4, 4), 2, training=True,
-                                    generator=torch.Generator().manual_seed(1))
+    samples = ops.stochastic_pool2d(
+        x.expand(40000, 2, 4, 4), 2, training=True, generator=torch.Generator().manual_seed(1)
+    )
     expected = ops.stochastic_pool2d(x, 2, training=False)
     torch.testing.assert_close(samples.mean(0, keepdim=True), expected, rtol=0.02, atol=0)
     w = x.unfold(2, 2, 2).unfold(3, 2, 2).reshape(1, 2, 2, 2, 4)
@@ -178,9 +189,7 @@ def test_stochastic_pool_training_gradient_goes_to_sampled_element():
 @pytest.mark.parametrize("training", [False, True])
 def test_stochastic_pool_gradcheck(training):
     x = _x((2, 2, 5, 6), seed=7, positive=True)
-    assert gradcheck(
-        lambda x: ops.stochastic_pool2d(x, 2, None, training, torch.Generator().manual_seed(3)), (x,)
-    )
+    assert gradcheck(lambda x: ops.stochastic_pool2d(x, 2, None, training, torch.Generator().manual_seed(3)), (x,))
 
 
 def test_stochastic_pool_zero_windows():
@@ -313,9 +322,15 @@ def test_layers_equal_torch_layers():
 
 @pytest.mark.parametrize(
     "name, cls",
-    [("max", layers.MaxPool2d), ("avg", layers.AvgPool2d), ("lp", layers.LPPool2d),
-     ("lp_learned", layers.LPPool2d), ("stochastic", layers.StochasticPool2d), ("mixed", layers.MixedPool2d),
-     ("gated", layers.GatedPool2d)],
+    [
+        ("max", layers.MaxPool2d),
+        ("avg", layers.AvgPool2d),
+        ("lp", layers.LPPool2d),
+        ("lp_learned", layers.LPPool2d),
+        ("stochastic", layers.StochasticPool2d),
+        ("mixed", layers.MixedPool2d),
+        ("gated", layers.GatedPool2d),
+    ],
 )
 def test_registry_builds_ours_and_trains(name, cls):
     pool = make_pool(name, 2)
