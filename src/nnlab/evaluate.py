@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ import lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.train import finish_loggers, instantiate_loggers, job_overrides, stage_metrics
+from nnlab.train import instantiate_loggers, job_overrides, run_record, stage_metrics
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, load_checkpoint, model_from_checkpoint
 from nnlab.utils.errors import CheckpointError, ConfigError, NnlabError
-from nnlab.utils.run import build, report_error, write_json
+from nnlab.utils.run import build, report_error
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +32,13 @@ def check_compatible(info: dict[str, Any], data_kwargs: dict[str, Any], data_nam
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
-    t0 = time.time()
     record: dict[str, Any] = {
         "status": "running",
         "ckpt_path": str(cfg.ckpt_path),
         "overrides": job_overrides(),
     }
-    loggers = []
-    failed = True
-    try:
+    loggers: list = []
+    with run_record(out_dir, record, loggers):
         ckpt = load_checkpoint(cfg.ckpt_path)
         info = ckpt[CHECKPOINT_KEY]
         stored = OmegaConf.create(info["config"])
@@ -58,18 +55,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         datamodule.setup("test")
         check_compatible(info, datamodule.model_kwargs(), data_cfg.get("name", data_cls.__name__))
         model = model_from_checkpoint(ckpt)
-        loggers = instantiate_loggers(cfg.get("logger"), out_dir)
+        loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False)
         record.update(stage_metrics(trainer.test(model, datamodule=datamodule), "test/"))
         record.update(family=info.get("family"), params=sum(p.numel() for p in model.parameters()), status="ok")
-        failed = False
-    except BaseException as e:
-        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
-        raise
-    finally:
-        record["wall_s"] = round(time.time() - t0, 3)
-        write_json(out_dir / "metrics.json", record)
-        finish_loggers(loggers, failed)
     return record
 
 

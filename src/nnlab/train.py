@@ -7,6 +7,8 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,24 @@ def finish_loggers(loggers: list[Logger], failed: bool) -> None:
             wandb.finish(exit_code=1 if failed else 0)
 
 
+@contextmanager
+def run_record(out_dir: Path, record: dict[str, Any], loggers: list[Logger]) -> Iterator[None]:
+    """Whatever happens inside: metrics.json is written (``status: failed`` and the error on an exception,
+    with the wall time) and every logger is finished, W&B marked failed when the job failed."""
+    t0 = time.time()
+    failed = True
+    try:
+        yield
+        failed = False
+    except BaseException as e:
+        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
+        raise
+    finally:
+        record["wall_s"] = round(time.time() - t0, 3)
+        write_json(out_dir / "metrics.json", record)
+        finish_loggers(loggers, failed)
+
+
 def resolve_ckpt_path(cfg: DictConfig, out_dir: Path) -> str | None:
     if cfg.get("resume") == "auto":
         last = out_dir / "checkpoints" / "last.ckpt"
@@ -162,7 +182,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as configured; returns (and writes to ``metrics.json``) the run's record."""
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
     record: dict[str, Any] = {
         "status": "running",
         "seed": cfg.get("seed"),
@@ -172,8 +191,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "choices": hydra_choices(),
     }
     loggers: list[Logger] = []
-    failed = True
-    try:
+    with run_record(out_dir, record, loggers):
         if cfg.get("extras", {}).get("ignore_warnings"):
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*The number of training batches.*")
@@ -198,7 +216,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks = instantiate_callbacks(cfg.get("callbacks"))
         history = History()
         callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history]
-        loggers = instantiate_loggers(cfg.get("logger"), out_dir)
+        loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         for lg in loggers:
             lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})
@@ -222,14 +240,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 record["class_names"] = model_kwargs.get("class_names")
         record["best_ckpt"] = best
         record["status"] = "ok"
-        failed = False
-    except BaseException as e:
-        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
-        raise
-    finally:
-        record["wall_s"] = round(time.time() - t0, 3)
-        write_json(out_dir / "metrics.json", record)
-        finish_loggers(loggers, failed)
     return record
 
 

@@ -29,16 +29,24 @@ class MaxPool2d(nn.MaxPool2d):
     """Max pooling; the gradient goes to the first maximum of each window (§3.1)."""
 
     def forward(self, input: torch.Tensor):
-        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                          self.ceil_mode, self.return_indices)
+        return max_pool2d(
+            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
+        )
 
 
 class AvgPool2d(nn.AvgPool2d):
     """Average pooling (§3.2)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                          self.count_include_pad, self.divisor_override)
+        return avg_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class LPPool2d(nn.Module):
@@ -48,8 +56,14 @@ class LPPool2d(nn.Module):
     > 1): p stays ≥ 1, so the pool moves between sum pooling (p = 1) and max pooling (p → ∞).
     """
 
-    def __init__(self, norm_type: float, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-                 ceil_mode: bool = False, learnable: bool = False) -> None:
+    def __init__(
+        self,
+        norm_type: float,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        ceil_mode: bool = False,
+        learnable: bool = False,
+    ) -> None:
         super().__init__()
         if not (norm_type > 0 and math.isfinite(norm_type)):
             raise OpInputError(f"LPPool2d: norm_type p must be a finite number > 0, got {norm_type}")
@@ -97,8 +111,9 @@ class MixedPool2d(nn.Module):
     is given. Starts at ``alpha``.
     """
 
-    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, alpha: float = 0.5,
-                 channels: int | None = None) -> None:
+    def __init__(
+        self, kernel_size: IntOrPair, stride: IntOrPair | None = None, alpha: float = 0.5, channels: int | None = None
+    ) -> None:
         super().__init__()
         if not 0.0 < alpha < 1.0:
             raise OpInputError(f"MixedPool2d: alpha must be in (0, 1), got {alpha}")
@@ -122,8 +137,7 @@ class GatedPool2d(nn.Module):
     each window's values w. ω has kh·kw entries (one gate per layer, or per channel with ``channels``);
     it starts at 0, i.e. α = 1/2 everywhere."""
 
-    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-                 channels: int | None = None) -> None:
+    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, channels: int | None = None) -> None:
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)

@@ -40,8 +40,7 @@ def pair(value: IntOrPair, name: str) -> tuple[int, int]:
 def check_dims(input: torch.Tensor, allowed: Sequence[int], op: str, layout: str) -> None:
     if input.dim() not in allowed:
         raise OpInputError(
-            f"{op}: expected a {' or '.join(f'{d}-D' for d in allowed)} input {layout}, "
-            f"got shape {tuple(input.shape)}"
+            f"{op}: expected a {' or '.join(f'{d}-D' for d in allowed)} input {layout}, got shape {tuple(input.shape)}"
         )
 
 

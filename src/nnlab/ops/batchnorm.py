@@ -109,8 +109,9 @@ def _call(i: int, *args):
         return fn(*args)
     except Exception as e:  # any compile/backend failure: the same math, eagerly
         _FUSED["failed"] = True
-        warnings.warn(f"nnlab batch_norm: torch.compile failed ({type(e).__name__}: {e}); running eagerly",
-                      stacklevel=3)
+        warnings.warn(
+            f"nnlab batch_norm: torch.compile failed ({type(e).__name__}: {e}); running eagerly", stacklevel=3
+        )
         return _EAGER[i](*args)
 
 
@@ -141,8 +142,16 @@ class BatchNormFunction(torch.autograd.Function):
         x, mean, rstd, weight = ctx.saved_tensors
         dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
         need = ctx.needs_input_grad
-        return (dx if need[0] else None, None, None, dweight if need[3] else None, dbias if need[4] else None,
-                None, None, None)
+        return (
+            dx if need[0] else None,
+            None,
+            None,
+            dweight if need[3] else None,
+            dbias if need[4] else None,
+            None,
+            None,
+            None,
+        )
 
 
 def batch_norm(
@@ -173,8 +182,7 @@ def batch_norm(
         )
     if not training and (running_mean is None or running_var is None):
         raise OpInputError("batch_norm: running_mean and running_var are required when training=False")
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (C,):
             raise OpInputError(f"batch_norm: {name} must have shape ({C},), got {tuple(t.shape)}")
     return BatchNormFunction.apply(input, running_mean, running_var, weight, bias, training, momentum, eps)

@@ -173,8 +173,7 @@ class Conv2dFunction(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         dbias = dy.sum((0, 2, 3)) if has_bias and need_b else None
         if ctx.rows:
-            dx, dweight = _RowShiftConv.backward(dy, saved, weight, shape, stride, padding, dilation,
-                                                 need_x, need_w)
+            dx, dweight = _RowShiftConv.backward(dy, saved, weight, shape, stride, padding, dilation, need_x, need_w)
             return dx, dweight, dbias, None, None, None, None
         cols = saved
         N = shape[0]

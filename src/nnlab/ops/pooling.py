@@ -269,10 +269,11 @@ def _broadcast_channel(t: torch.Tensor, C: int, name: str, trailing: int) -> tor
     """A scalar or per-channel parameter as (1, C|1, 1, 1[, K]), to broadcast over (N, C, Ho, Wo[, K])."""
     lead = t.shape[: t.dim() - trailing]
     if lead not in ((), (1,), (C,)):
-        raise OpInputError(f"{name}: expected a parameter shared by all channels or one per channel ({C}), "
-                           f"got shape {tuple(t.shape)}")
+        raise OpInputError(
+            f"{name}: expected a parameter shared by all channels or one per channel ({C}), got shape {tuple(t.shape)}"
+        )
     c = 1 if lead in ((), (1,)) else C
-    return t.reshape(1, c, 1, 1, *t.shape[t.dim() - trailing:])
+    return t.reshape(1, c, 1, 1, *t.shape[t.dim() - trailing :])
 
 
 def _reduce_to(g: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -465,4 +466,3 @@ __all__ = [
     "mixed_pool2d",
     "stochastic_pool2d",
 ]
-
