@@ -147,7 +147,11 @@ def test_variable_windows_are_reproducible_and_vary_between_epochs():
     a, b = TBPTTWindows(data, 35, True, seed=1), TBPTTWindows(data, 35, True, seed=1)
     first = [x.size(0) for x, _ in a]
     assert first == [x.size(0) for x, _ in b]  # same seed, same windows
-    assert first != [x.size(0) for x, _ in a]  # next epoch, new windows
+    a.set_epoch(1)
+    second = [x.size(0) for x, _ in a]
+    assert first != second  # next epoch, new windows
+    a.set_epoch(0)
+    assert first == [x.size(0) for x, _ in a]  # an epoch's windows depend on (seed, epoch) only: resumable
     with pytest.raises(TypeError):  # no guessed length: a loader reads to the end of the stream
         len(a)
 

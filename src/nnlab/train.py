@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY
 from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
@@ -50,6 +51,15 @@ class History(Callback):
             if k.startswith(("train/", "val/")) and v.numel() == 1:
                 row[k] = float(v)
         self.rows.append(row)
+
+    # Kept in checkpoints, so a resumed run's metrics.json still has the epochs before the crash; only
+    # resuming a fit restores them (validate/test on best.ckpt must not roll the history back).
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["nnlab_history"] = list(self.rows)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn == "fit":
+            self.rows = list(checkpoint.get("nnlab_history", []))
 
 
 # ----------------------------------------------------------------------------- composition helpers
@@ -215,7 +225,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
         callbacks = instantiate_callbacks(cfg.get("callbacks"))
         history = History()
-        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history]
+        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history, ResumeState()]
         loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         for lg in loggers:

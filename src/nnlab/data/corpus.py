@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -130,25 +131,27 @@ def window_bounds(
 class TBPTTWindows(IterableDataset):
     """Yields ``(input, target)`` pairs of shape (T, B) in stream order; ``target`` is ``input`` shifted by one.
 
-    With ``variable=True`` each pass draws new window lengths from ``seed + pass index``, so runs are
-    reproducible but windows differ between epochs.
+    With ``variable=True`` each epoch draws new window lengths from ``(seed, epoch)`` (the loader calls
+    ``set_epoch``), so runs are reproducible, resumable, and windows differ between epochs.
     """
 
     def __init__(self, data: torch.Tensor, bptt: int, variable: bool = False, seed: int = 0):
         self.data, self.bptt, self.variable, self.seed = data, bptt, variable, seed
-        self.passes = 0
+        self.epoch = 0
         if not variable:
             self._fixed = window_bounds(data.size(0), bptt)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def bounds(self) -> list[tuple[int, int]]:
         if not self.variable:
             return self._fixed
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.passes)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return window_bounds(self.data.size(0), self.bptt, True, g)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         bounds = self.bounds()
-        self.passes += 1
         for start, length in bounds:
             yield self.data[start : start + length], self.data[start + 1 : start + 1 + length]
 
@@ -340,7 +343,7 @@ class CorpusDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         # batch_size=None: the dataset already yields (T, B) windows; order is the stream's order.
-        return DataLoader(self.windows[split], batch_size=None, shuffle=False, num_workers=0)
+        return ResumableDataLoader(self.windows[split], batch_size=None, shuffle=False, num_workers=0, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
 log = logging.getLogger(__name__)
@@ -279,8 +280,10 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, ds: TensorDataset, batch_size: int, shuffle: bool) -> DataLoader:
         # Index the in-memory tensors a whole batch at a time: no per-sample __getitem__ + collate.
-        sampler = RandomSampler(ds) if shuffle else SequentialSampler(ds)
-        return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+        g = torch.Generator()
+        sampler = RandomSampler(ds, generator=g) if shuffle else SequentialSampler(ds)
+        batches = BatchSampler(sampler, batch_size, drop_last=False)
+        return ResumableDataLoader(ds, sampler=batches, batch_size=None, seed=self.seed, generator=g)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.data_train, self.batch_size, shuffle=True)

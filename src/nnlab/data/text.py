@@ -28,6 +28,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
 log = logging.getLogger(__name__)
@@ -634,26 +635,12 @@ class TextDataModule(LightningDataModule):
         if split not in self.datasets:
             self.setup("fit")
         ds = self.datasets[split]
-        collate = pad_batch
+        common = {"collate_fn": pad_batch, "num_workers": self.num_workers, "seed": self.seed}
         if train and self.bucket:
             sampler = BucketBatchSampler(ds.lengths, self.batch_size, seed=self.seed)
-            return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
-        if train:
-            g = torch.Generator().manual_seed(self.seed)
-            return DataLoader(
-                ds,
-                batch_size=self.batch_size,
-                shuffle=True,
-                generator=g,
-                collate_fn=collate,
-                num_workers=self.num_workers,
-            )
-        return DataLoader(
-            ds,
-            batch_size=self.eval_batch_size,
-            shuffle=False,
-            collate_fn=collate,
-            num_workers=self.num_workers,
+            return ResumableDataLoader(ds, batch_sampler=sampler, **common)
+        return ResumableDataLoader(
+            ds, batch_size=self.batch_size if train else self.eval_batch_size, shuffle=train, **common
         )
 
     def train_dataloader(self) -> DataLoader:

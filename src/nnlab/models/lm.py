@@ -89,6 +89,7 @@ class LanguageModel(L.LightningModule):
             {f"{s}_{q}": SumMetric().set_dtype(torch.float64) for s in STAGES for q in ("nll", "tokens")}
         )
         self._hidden: dict[str, Any] = dict.fromkeys(STAGES)
+        self._resume: dict | None = None
         # NT-ASGD state: validation losses so far, the running average of the weights and its count.
         self._val_history: list[float] = []
         self._avg: list[Tensor] | None = None
@@ -134,6 +135,15 @@ class LanguageModel(L.LightningModule):
         self.sums[f"{stage}_tokens"].reset()
 
     # --- hidden state resets: a pass over a split starts from zeros
+
+    def on_train_start(self) -> None:
+        # A run resumed mid-epoch continues from the hidden state and the NLL sums it was killed with
+        # (Lightning does not call on_train_epoch_start for the epoch it restarts mid-way).
+        resume, self._resume = self._resume, None
+        if resume is not None and resume["epoch"] == self.current_epoch:
+            self._hidden["train"] = resume["hidden"]
+            self.sums["train_nll"].update(torch.tensor(resume["nll"], dtype=torch.float64))
+            self.sums["train_tokens"].update(torch.tensor(resume["tokens"], dtype=torch.float64))
 
     def on_train_epoch_start(self) -> None:
         self._hidden["train"] = None
@@ -215,6 +225,12 @@ class LanguageModel(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["vocab"] = list(self.vocab)
         checkpoint["nt_asgd"] = {"val_history": list(self._val_history), "avg_n": self._avg_n}
+        checkpoint["lm_train_state"] = {
+            "epoch": self.current_epoch,
+            "hidden": self._hidden["train"],
+            "nll": float(self.sums["train_nll"].compute()) if self.sums["train_nll"].update_count else 0.0,
+            "tokens": float(self.sums["train_tokens"].compute()) if self.sums["train_tokens"].update_count else 0.0,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         found = checkpoint.get("vocab")
@@ -227,6 +243,8 @@ class LanguageModel(L.LightningModule):
                     f"the checkpoint's vocabulary does not match the data's ({why}); "
                     "use the dataset (and vocabulary settings) the checkpoint was trained on"
                 )
+        if self._trainer is not None and self.trainer.state.fn == "fit":
+            self._resume = checkpoint.get("lm_train_state")
         state = checkpoint.get("nt_asgd") or {}
         self._val_history = list(state.get("val_history", []))
         # A resumed NT-ASGD run restarts the average from the saved (already averaged) weights.
