@@ -12,22 +12,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nnlab.train import instantiate_loggers, job_overrides, run_record, stage_metrics
-from nnlab.utils.checkpoint import CHECKPOINT_KEY, load_checkpoint, model_from_checkpoint
-from nnlab.utils.errors import CheckpointError, ConfigError, NnlabError
+from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, model_from_checkpoint
+from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.run import build, report_error
 
 log = logging.getLogger(__name__)
-
-
-def check_compatible(info: dict[str, Any], data_kwargs: dict[str, Any], data_name: str) -> None:
-    """Refuse data whose labels or vocabulary differ from what the checkpoint was trained on."""
-    trained = info["model_kwargs"]
-    for key in ("class_names", "num_classes", "vocab"):
-        if key in trained and key in data_kwargs and trained[key] != data_kwargs[key]:
-            raise CheckpointError(
-                f"checkpoint of {info.get('family')} was trained with another {key} than"
-                f" data={data_name} provides; evaluate it on the data it was trained on"
-            )
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -53,7 +42,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         datamodule = build(data_cfg)
         datamodule.prepare_data()
         datamodule.setup("test")
-        check_compatible(info, datamodule.model_kwargs(), data_cfg.get("name", data_cls.__name__))
+        check_fits(ckpt, None, datamodule.model_kwargs(), data_cfg.get("name", data_cls.__name__))
         model = model_from_checkpoint(ckpt)
         loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False)

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from nnlab.utils.callbacks import ResumeState
-from nnlab.utils.checkpoint import CHECKPOINT_KEY
+from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
 
@@ -88,6 +88,10 @@ def job_overrides() -> list[str]:
         return []
 
 
+def _a(word: str | None) -> str:
+    return f"{'an' if str(word)[:1] in 'aeiou' else 'a'} {word}"
+
+
 def check_pair(cfg: DictConfig) -> None:
     """Refuse a model/data pair of different modalities before any work, naming the pair."""
     model_cls, data_cls = get_class(cfg.model._target_), get_class(cfg.data._target_)
@@ -98,7 +102,7 @@ def check_pair(cfg: DictConfig) -> None:
         d = choices.get("data", data_cls.__name__)
         raise ConfigError(
             f"model={m} ({model_mod}) cannot train on data={d} ({data_mod}): "
-            f"choose a {model_mod} dataset for this model or a {data_mod} model for this dataset"
+            f"choose {_a(model_mod)} dataset for this model or {_a(data_mod)} model for this dataset"
         )
 
 
@@ -232,6 +236,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})
 
         ckpt_path = resolve_ckpt_path(cfg, out_dir)
+        if ckpt_path is not None:
+            # Refuse a foreign checkpoint in one line here, not deep inside Lightning's restore.
+            ckpt = load_checkpoint(ckpt_path)
+            check_fits(ckpt, type(model).__name__, model_kwargs, hydra_choices().get("data", cfg.data._target_))
+            load_weights(model, ckpt)
+            del ckpt
         best = ckpt_path
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)

@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from nnlab.data.hub import load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError
 
@@ -195,10 +196,6 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); convert it with iconv") from None
 
 
-def _hub_offline() -> bool:
-    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
 def load_source_lines(source: CorpusSource, data_dir: str | os.PathLike) -> dict[str, list[str]]:
     """Raw lines of the three splits, from ``data_dir/source.folder`` or else from the hub."""
     folder = Path(data_dir) / source.folder
@@ -206,23 +203,12 @@ def load_source_lines(source: CorpusSource, data_dir: str | os.PathLike) -> dict
     if all(p.is_file() for p in paths):
         return {split: _read_lines(p) for split, p in zip(SPLITS, paths)}
     where = f"{folder}/{{{','.join(source.files)}}}"
-    if source.hub is None or _hub_offline():
-        raise DataError(
-            f"{source.name}: not found at {where} and the HF hub is offline; "
-            f"put the files there or set paths.data_dir (DATA_DIR) to the folder holding {source.folder}/"
-        )
+    hint = f"put the files there or set paths.data_dir (DATA_DIR) to the folder holding {source.folder}/"
+    if source.hub is None:
+        raise DataError(f"{source.name}: not found at {where}; {hint}")
     hub_id, config, field = source.hub
-    try:
-        import datasets
-
-        ds = datasets.load_dataset(hub_id, config)
-        return {split: list(ds[hs][field]) for split, hs in zip(SPLITS, source.hub_splits)}
-    except Exception as e:  # any hub/network failure becomes one actionable line
-        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise DataError(
-            f"{source.name}: not found at {where} and the hub id {hub_id!r} failed ({msg}); "
-            f"put the files there or set paths.data_dir (DATA_DIR)"
-        ) from None
+    ds = load_hub(source.name, hub_id, where, config, hint=hint)
+    return {split: list(ds[hs][field]) for split, hs in zip(SPLITS, source.hub_splits)}
 
 
 def load_local_lines(train: str | None, val: str | None, test: str | None) -> dict[str, list[str]]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
-import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+from nnlab.data.hub import load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
@@ -35,7 +34,6 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-HUB_HOST = "huggingface.co"
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -99,20 +97,6 @@ def load_idx_dir(d: Path, class_names: list[str]) -> Arrays:
     return x_tr[:, None], y_tr.astype(np.int64), x_te[:, None], y_te.astype(np.int64), class_names
 
 
-def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
-    """Whether the HF hub can be reached at all; offline mode counts as unreachable.
-
-    Checked up front so that an offline machine fails in seconds instead of retrying for minutes.
-    """
-    if any(os.environ.get(v, "0") not in ("0", "") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def load_hub_images(
     hub_id: str,
     data_dir: Path,
@@ -124,15 +108,8 @@ def load_hub_images(
 ) -> Arrays:
     """Load an image classification dataset from the HF hub (cached under ``data_dir/hf``)."""
     cache = data_dir / "hf"
-    if not hub_reachable():
-        raise DataError(
-            f"dataset '{hub_id}' not found: looked in {', '.join(looked)} and the HF hub is offline or unreachable;"
-            f" {local_hint}, or go online so nnlab downloads it into {cache}"
-        )
-    import datasets
-
-    ds = datasets.load_dataset(hub_id, cache_dir=str(cache))
-    ds = ds.with_format("numpy")
+    hint = f"{local_hint} (nnlab caches hub downloads in {cache})"
+    ds = load_hub(hub_id, hub_id, ", ".join(looked), hint=hint, cache_dir=str(cache)).with_format("numpy")
 
     def arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
         imgs = np.stack([np.asarray(im) for im in ds[split][image_key]])

@@ -15,9 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import re
-import socket
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from nnlab.data.hub import load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
@@ -178,19 +177,40 @@ class ReadReport:
     def summary(self) -> str:
         s = (
             f"{self.path}: {self.examples} examples ({self.format}, {self.encoding}); skipped "
-            f"{self.undecodable} undecodable and {self.malformed} malformed lines"
+            f"{self.blank} blank, {self.undecodable} undecodable and {self.malformed} malformed lines"
         )
         if self.problems:
             s += "; first: " + " | ".join(self.problems[:3])
         return s
 
 
+def _mostly_utf8(raw: bytes) -> bool:
+    """UTF-8 with some corrupt lines, rather than a single-byte encoding (see ``read_lines``)."""
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        pass
+    good = bad = 0
+    for line in raw.split(b"\n"):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            bad += 1
+    return good >= bad
+
+
 def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | None = None) -> list[tuple[int, str]]:
     """``(line_number, text)`` of every line of ``path`` that decodes, split on ``\\n`` only.
 
     ``encoding="auto"`` picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that decodes the whole
-    file (latin-1 always does). With a named encoding, a line it cannot decode is skipped and recorded in
-    ``report`` as ``file:line``. A trailing ``\\r`` (CRLF files) is dropped.
+    file (latin-1 always does), except that a file with at least as many lines of valid non-ASCII UTF-8 as
+    lines that are not UTF-8 is read as UTF-8 with those lines reported: a few corrupt lines must not turn
+    every accented word of the file into mojibake. With a named encoding, a line it cannot decode is skipped
+    and recorded in ``report`` as ``file:line``. A trailing ``\\r`` (CRLF files) is dropped.
     """
     path = Path(path)
     try:
@@ -200,6 +220,8 @@ def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | No
     report = report if report is not None else ReadReport(str(path))
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    if encoding == "auto" and _mostly_utf8(raw):
+        encoding = "utf-8"
     if encoding == "auto":
         for enc in ENCODINGS_AUTO:
             try:
@@ -375,6 +397,8 @@ def read_examples(
     report.examples = len(out)
     if report.skipped:
         log.warning(report.summary())
+    elif report.blank:
+        log.info(report.summary())
     if not out:
         raise DataError(
             f"{path}: no examples could be read ({report.format}, {report.encoding}; "
@@ -469,33 +493,6 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 # ---------------------------------------------------------------------------------------------- hub access
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) not in ("0", "", "false"):
-        return False
-    try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def load_hub(name: str, hub_id: str, looked: str, config: str | None = None):
-    """The ``DatasetDict`` of ``hub_id``; fails in seconds with one line when the hub cannot be reached."""
-    if not hub_reachable():
-        raise DataError(
-            f"dataset {name!r}: not found locally ({looked}) and the Hugging Face hub is unreachable "
-            f"(offline); put the files there or set data.data_dir, or go online to fetch {hub_id}"
-        )
-    import datasets  # deferred: importing it costs about a second
-
-    try:
-        return datasets.load_dataset(hub_id, config)
-    except Exception as e:  # noqa: BLE001 - any hub failure becomes one actionable line
-        raise DataError(f"dataset {name!r}: loading {hub_id} from the hub failed: {str(e).splitlines()[0]}") from e
 
 
 # ---------------------------------------------------------------------------------------------- DataModules
@@ -597,22 +594,43 @@ class TextDataModule(LightningDataModule):
         if len(self.labels) < 2:
             raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
         label_index = {lab: i for i, lab in enumerate(self.labels)}
-        train_tokens = [self._tok(t) for _, t in self.raw["train"]]
-        self.vocab = Vocab.build(train_tokens, self.min_freq, self.max_size, self.lowercase, self.tokenizer)
+        tokens = {split: [self._tok(t) for _, t in examples] for split, examples in self.raw.items()}
+        self.vocab = Vocab.build(
+            [t[: self.max_length] if self.max_length else t for t in tokens["train"]],
+            self.min_freq, self.max_size, self.lowercase, self.tokenizer,
+        )  # fmt: skip
+        self.text_stats = {}
         for split, examples in self.raw.items():
-            tokens = train_tokens if split == "train" else [self._tok(t) for _, t in examples]
             unknown = Counter(lab for lab, _ in examples if lab not in label_index)
             if unknown:
                 raise DataError(
                     f"dataset {self.name!r}: the {split} split has labels not in the training split: "
                     f"{dict(unknown)}; fix the file or drop those lines"
                 )
-            ids = [self.vocab.encode(t) for t in tokens]
+            ids, truncated, empty = [], 0, 0
+            for toks in tokens[split]:
+                if self.max_length and len(toks) > self.max_length:
+                    toks, truncated = toks[: self.max_length], truncated + 1
+                if not toks:
+                    # Nothing left after tokenization ("..." under the basic tokenizer): one <unk>, so the
+                    # example keeps its place and label and every model sees a sequence of length >= 1.
+                    toks, empty = [UNK], empty + 1
+                ids.append(self.vocab.encode(toks))
+            self.text_stats[split] = {"examples": len(ids), "truncated": truncated, "empty": empty}
+            if truncated:
+                log.warning(
+                    f"{self.name} {split}: truncated {truncated} of {len(ids)} sentences to "
+                    f"data.max_length={self.max_length} tokens"
+                )
+            if empty:
+                log.warning(
+                    f"{self.name} {split}: {empty} of {len(ids)} sentences are empty after tokenization; "
+                    "each is read as a single <unk>"
+                )
             self.datasets[split] = EncodedText(ids, [label_index[lab] for lab, _ in examples])
 
     def _tok(self, text: str) -> list[str]:
-        toks = tokenize(text, self.lowercase, self.tokenizer)
-        return toks[: self.max_length] if self.max_length else toks
+        return tokenize(text, self.lowercase, self.tokenizer)
 
     def label_order(self, labels: list[str]) -> list[str]:
         return sort_labels(labels)

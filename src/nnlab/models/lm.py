@@ -267,6 +267,9 @@ class LanguageModel(L.LightningModule):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as e:
             raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}); truncated?") from None
+        family = (ckpt.get("nnlab") or {}).get("family") if isinstance(ckpt, dict) else None
+        if family is not None and family != cls.__name__:
+            raise CheckpointError(f"{path} is a {family} checkpoint, not a language model's; train one with model=lm")
         vocab = ckpt.get("vocab") or (ckpt.get("nnlab") or {}).get("model_kwargs", {}).get("vocab")
         if vocab is None or "state_dict" not in ckpt:
             raise CheckpointError(f"{path} is not a language-model checkpoint (no vocabulary); train with model=lm")

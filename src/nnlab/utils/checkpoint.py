@@ -40,10 +40,35 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> L.LightningModule:
     """Rebuild the checkpoint's LightningModule from its stored config and load its weights (eval mode)."""
     info = ckpt[CHECKPOINT_KEY]
     model = build(info["config"]["model"], **info["model_kwargs"])
+    load_weights(model, ckpt)
+    return model.eval()
+
+
+def check_fits(ckpt: dict[str, Any], family: str | None, model_kwargs: dict[str, Any], data_name: str) -> None:
+    """Refuse a checkpoint of another model family, or one trained with other labels or another vocabulary."""
+    info = ckpt[CHECKPOINT_KEY]
+    trained_family = info.get("family")
+    if family is not None and trained_family is not None and trained_family != family:
+        raise CheckpointError(
+            f"the checkpoint holds model {trained_family}, but this run builds {family}; "
+            f"pass a checkpoint of the same model family (or drop ckpt_path to start fresh)"
+        )
+    trained = info.get("model_kwargs", {})
+    for key in ("class_names", "num_classes", "vocab", "input_shape"):
+        if key in trained and key in model_kwargs and trained[key] != model_kwargs[key]:
+            raise CheckpointError(
+                f"checkpoint of {trained_family} was trained with another {key} than data={data_name} provides;"
+                " use it with the data (and vocabulary settings) it was trained on"
+            )
+
+
+def load_weights(model: L.LightningModule, ckpt: dict[str, Any]) -> None:
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = lines[1] if len(lines) > 1 else lines[0]
         raise CheckpointError(
-            f"checkpoint weights do not fit model {info.get('family')}: {str(e).splitlines()[0]}"
+            f"checkpoint weights do not fit model {ckpt[CHECKPOINT_KEY].get('family')} ({why[:200]}); "
+            "build the model with the settings the checkpoint was trained with"
         ) from e
-    return model.eval()
