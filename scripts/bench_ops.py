@@ -71,21 +71,44 @@ def cases() -> list[dict]:
         _case("batch_norm", (256, 512), bn_make((256, 512)), bn(ops.batch_norm), bn(F.batch_norm)),
         _case("batch_norm", (64, 64, 32, 32), bn_make((64, 64, 32, 32)), bn(ops.batch_norm), bn(F.batch_norm)),
         _case("batch_norm[fused]", (256, 512), bn_make((256, 512)), fused(bn(ops.batch_norm)), bn(F.batch_norm)),
-        _case("batch_norm[fused]", (64, 64, 32, 32), bn_make((64, 64, 32, 32)), fused(bn(ops.batch_norm)),
-              bn(F.batch_norm)),
-        _case("conv2d", (64, 32, 32, 32), conv_make, lambda x, w, b: ops.conv2d(x, w, b, padding=1),
-              lambda x, w, b: F.conv2d(x, w, b, padding=1)),
-        _case("max_pool2d", (64, 64, 32, 32), pool_make, lambda x: ops.max_pool2d(x, 2),
-              lambda x: F.max_pool2d(x, 2)),
-        _case("avg_pool2d", (64, 64, 32, 32), pool_make, lambda x: ops.avg_pool2d(x, 2),
-              lambda x: F.avg_pool2d(x, 2)),
-        _case("lp_pool2d", (64, 64, 32, 32), pos_pool_make, lambda x: ops.lp_pool2d(x, 2.0, 2),
-              lambda x: F.lp_pool2d(x, 2.0, 2)),
+        _case(
+            "batch_norm[fused]",
+            (64, 64, 32, 32),
+            bn_make((64, 64, 32, 32)),
+            fused(bn(ops.batch_norm)),
+            bn(F.batch_norm),
+        ),
+        _case(
+            "conv2d",
+            (64, 32, 32, 32),
+            conv_make,
+            lambda x, w, b: ops.conv2d(x, w, b, padding=1),
+            lambda x, w, b: F.conv2d(x, w, b, padding=1),
+        ),
+        _case("max_pool2d", (64, 64, 32, 32), pool_make, lambda x: ops.max_pool2d(x, 2), lambda x: F.max_pool2d(x, 2)),
+        _case("avg_pool2d", (64, 64, 32, 32), pool_make, lambda x: ops.avg_pool2d(x, 2), lambda x: F.avg_pool2d(x, 2)),
+        _case(
+            "lp_pool2d",
+            (64, 64, 32, 32),
+            pos_pool_make,
+            lambda x: ops.lp_pool2d(x, 2.0, 2),
+            lambda x: F.lp_pool2d(x, 2.0, 2),
+        ),
         # No torch counterpart: timed against torch's max pool, the cheapest 2x2 pool, for scale.
-        _case("stochastic_pool2d", (64, 64, 32, 32), pos_pool_make,
-              lambda x: ops.stochastic_pool2d(x, 2, training=True), lambda x: F.max_pool2d(x, 2)),
-        _case("mixed_pool2d", (64, 64, 32, 32), pool_make, lambda x: ops.mixed_pool2d(x, 0.5, 2),
-              lambda x: F.max_pool2d(x, 2)),
+        _case(
+            "stochastic_pool2d",
+            (64, 64, 32, 32),
+            pos_pool_make,
+            lambda x: ops.stochastic_pool2d(x, 2, training=True),
+            lambda x: F.max_pool2d(x, 2),
+        ),
+        _case(
+            "mixed_pool2d",
+            (64, 64, 32, 32),
+            pool_make,
+            lambda x: ops.mixed_pool2d(x, 0.5, 2),
+            lambda x: F.max_pool2d(x, 2),
+        ),
     ]
     return out
 
@@ -96,8 +119,9 @@ def fwd_bwd(fn: Callable, args: tuple) -> None:
 
 
 def time_one(fn: Callable, args: tuple, min_run: float, threads: int) -> float:
-    t = benchmark.Timer(stmt="fwd_bwd(fn, args)", globals={"fwd_bwd": fwd_bwd, "fn": fn, "args": args},
-                        num_threads=threads)
+    t = benchmark.Timer(
+        stmt="fwd_bwd(fn, args)", globals={"fwd_bwd": fwd_bwd, "fn": fn, "args": args}, num_threads=threads
+    )
     return t.blocked_autorange(min_run_time=min_run).median
 
 
@@ -123,16 +147,29 @@ def main() -> None:
         theirs = time_one(c["torch"], args, a.min_run, a.threads)
         ratio = ours / theirs
         target = TARGETS.get(c["op"])
-        row = {"op": c["op"], "shape": list(c["shape"]), "ours_ms": ours * 1e3, "torch_ms": theirs * 1e3,
-               "ratio": ratio, "target": target, "meets_target": None if target is None else ratio <= target,
-               "baseline": "torch " + ("max_pool2d" if c["op"] in ("stochastic_pool2d", "mixed_pool2d")
-                                      else c["op"])}
+        row = {
+            "op": c["op"],
+            "shape": list(c["shape"]),
+            "ours_ms": ours * 1e3,
+            "torch_ms": theirs * 1e3,
+            "ratio": ratio,
+            "target": target,
+            "meets_target": None if target is None else ratio <= target,
+            "baseline": "torch " + ("max_pool2d" if c["op"] in ("stochastic_pool2d", "mixed_pool2d") else c["op"]),
+        }
         rows.append(row)
         tgt = "-" if target is None else f"<={target:.1f}"
-        print(f"{c['op']:<18} {str(tuple(c['shape'])):<18} {ours * 1e3:9.2f} {theirs * 1e3:9.2f} "
-              f"{ratio:10.2f}x {tgt:>7}")
-    meta = {"torch": torch.__version__, "threads": a.threads, "dtype": "float32", "device": "cpu",
-            "machine": platform.processor() or platform.machine(), "rows": rows}
+        print(
+            f"{c['op']:<18} {str(tuple(c['shape'])):<18} {ours * 1e3:9.2f} {theirs * 1e3:9.2f} {ratio:10.2f}x {tgt:>7}"
+        )
+    meta = {
+        "torch": torch.__version__,
+        "threads": a.threads,
+        "dtype": "float32",
+        "device": "cpu",
+        "machine": platform.processor() or platform.machine(),
+        "rows": rows,
+    }
     with open(a.out, "w") as f:
         json.dump(meta, f, indent=2)
     print(f"wrote {a.out}")

@@ -18,24 +18,29 @@ from nnlab.utils.errors import NnlabError  # noqa: E402
 from nnlab.utils.resolvers import wandb_mode  # noqa: E402
 
 
-def wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str | None) -> str:
-    """A W&B Report of the runs whose group is this sweep's dir name (train.py's grouping); returns its URL."""
+def build_wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str):
+    """The W&B Report (not yet saved) of the runs whose group is this sweep's dir name (train.py's grouping):
+    learning curves of the metric and one bar chart of its mean per swept key."""
     try:
         import wandb_workspaces.reports.v2 as wr
     except ImportError as e:
         raise NnlabError("--wandb needs the package wandb-workspaces: pip install wandb-workspaces") from e
-    import wandb
-
-    entity = entity or wandb.Api().default_entity
     runset = wr.Runset(entity=entity, project=project, name=sweep_dir.name,
                        filters=f"Group == '{sweep_dir.name}'")  # fmt: skip
     panels = [wr.LinePlot(x="epoch", y=[metric], title=f"{metric} per epoch")]
     panels += [wr.ScalarChart(metric=metric, groupby_aggfunc="mean", title=f"{metric} by {k}") for k in keys[:4]]
-    report = wr.Report(
+    return wr.Report(
         entity=entity, project=project, title=f"nnlab sweep {sweep_dir.name}",
         description=f"{metric} over the sweep's settings ({', '.join(keys) or 'one setting'}).",
         blocks=[wr.H1(f"Sweep {sweep_dir.name}"), wr.PanelGrid(runsets=[runset], panels=panels)],
     )  # fmt: skip
+
+
+def wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str | None) -> str:
+    """Save the sweep's W&B Report (needs a login); returns its URL."""
+    import wandb
+
+    report = build_wandb_report(sweep_dir, metric, keys, project, entity or wandb.Api().default_entity)
     report.save()
     return report.url
 

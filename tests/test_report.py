@@ -101,3 +101,21 @@ def test_report_html_renders_in_headless_chromium(tmp_path) -> None:
     dark = (img < 128).mean()
     assert 0.01 < dark < 0.6, f"fraction of dark pixels {dark:.4f}: blank or broken page"
     assert img[:250].std() > 20, "no table text in the top of the page"
+
+
+def test_wandb_report_has_the_sweeps_group_its_metric_and_one_chart_per_swept_key(tmp_path) -> None:
+    """The W&B Report is built offline from the sweep (saving it needs a login): the runset selects the runs
+    train.py grouped under the sweep dir's name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report_cli", ROOT / "scripts" / "report.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    sweep = make_sweep(tmp_path / "2026-11-25_10-00-00_123")
+    out = write_report(sweep)
+    report = cli.build_wandb_report(sweep, out["metric"], out["keys"], "nnlab", "someone")
+    grid = report.blocks[1]
+    assert report.title == f"nnlab sweep {sweep.name}" and report.entity == "someone"
+    assert grid.runsets[0].filters == f"Group == '{sweep.name}'"
+    charts = [p for p in grid.panels if type(p).__name__ == "ScalarChart"]
+    assert [c.title for c in charts] == [f"{out['metric']} by {k}" for k in out["keys"]]
