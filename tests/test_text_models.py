@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from nnlab.data.text import LocalTextDataModule, Vocab
-from nnlab.models.text import TextClassifier, fit_fasttext, linear_decay
+from nnlab.models.text import (
+    TextClassifier,
+    bag_shares,
+    fasttext_kernel,
+    fasttext_sgd_examples,
+    fasttext_sgd_step,
+    linear_decay,
+)
 from nnlab.nn.text import FastTextBag, KimCNN, RNNEncoder, build_encoder, make_embedding, max_norm_, pool_time
 from nnlab.utils.errors import CheckpointError, ConfigError
 
@@ -245,7 +252,7 @@ def test_max_norm_rescales_only_long_rows():
     torch.testing.assert_close(w, torch.tensor([[1.8, 2.4], [0.3, 0.4]]))
 
 
-def test_fit_fasttext_step_equals_autograd_sgd_on_summed_loss():
+def _fasttext_pair():
     torch.manual_seed(0)
     vocab = Vocab(["<pad>", "<unk>", *[f"w{i}" for i in range(20)]]).to_dict()
     kw = dict(encoder="fasttext", embed_dim=4, ngrams=2, buckets=13, dropout=0.0, max_norm=None)
@@ -253,11 +260,34 @@ def test_fit_fasttext_step_equals_autograd_sgd_on_summed_loss():
     torch.nn.init.normal_(a.fc.weight)  # non-zero output weights, so the input rows move in step one
     b = TextClassifier(vocab, 3, **kw)
     b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def test_fasttext_step_equals_autograd_sgd_on_summed_loss():
+    a, b = _fasttext_pair()
     tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0]])
     lengths, y = torch.tensor([4, 2, 3]), torch.tensor([0, 2, 1])
-    fit_fasttext(a, tokens, lengths, y, epochs=1, lr=0.3, batch_size=3)  # one step, at the full rate
+    ids = a.encoder.ngram_ids(tokens, lengths)
+    fasttext_sgd_step(a, ids, bag_shares(ids, 0), torch.nn.functional.one_hot(y, 3).float(), 0.3)
     opt = torch.optim.SGD(b.parameters(), lr=0.3)
     torch.nn.functional.cross_entropy(b(tokens, lengths), y, reduction="sum").backward()
     opt.step()
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
+
+
+@pytest.mark.skipif(fasttext_kernel() is None, reason="no C compiler")
+def test_fasttext_kernel_equals_one_step_per_example_with_the_rate_decaying_across_the_batch():
+    a, b = _fasttext_pair()
+    tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0], [2, 2, 3, 0]])  # a repeated word too
+    lengths, y = torch.tensor([4, 2, 3, 3]), torch.tensor([0, 2, 1, 1])
+    ids = a.encoder.ngram_ids(tokens, lengths)
+    share = bag_shares(ids, 0)
+    logits = fasttext_sgd_examples(a, ids, share, y, 0.4, 0.2)
+    expected = []
+    for i in range(4):
+        onehot = torch.nn.functional.one_hot(y[i : i + 1], 3).float()
+        expected.append(fasttext_sgd_step(b, ids[i : i + 1], share[i : i + 1], onehot, 0.4 - 0.2 * i / 4))
+    torch.testing.assert_close(logits, torch.cat(expected))
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(pa, pb, msg=name)

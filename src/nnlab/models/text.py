@@ -8,6 +8,7 @@ Metrics: ``{train,val,test}/{loss,acc,f1}`` (f1 is macro-averaged over classes).
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from nnlab.data.text import Vocab, pad_batch
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
+from nnlab.utils import ckernel
 from nnlab.utils.errors import CheckpointError, ConfigError, choice_error
 
 
@@ -167,8 +169,7 @@ class TextClassifier(LightningModule):
         if not isinstance(opt.optimizer, torch.optim.SGD) or group.get("momentum") or group.get("weight_decay"):
             raise ConfigError("model.update=fasttext takes plain SGD (no momentum, no weight decay) as optimizer")
         ids = self.encoder.ngram_ids(tokens, lengths)
-        onehot = F.one_hot(y, self.hparams.num_classes).to(self.fc.weight.dtype)
-        logits = fasttext_sgd_step(self, ids, bag_shares(ids, self.hparams.pad_index), onehot, group["lr"])
+        logits = fasttext_sgd_examples(self, ids, bag_shares(ids, self.hparams.pad_index), y, group["lr"])
         # The update is done; stepping the (gradient-free) optimizer is a no-op on the weights but advances
         # trainer.global_step and keeps the scheduler's step-order bookkeeping right.
         opt.step()
@@ -283,6 +284,52 @@ def fasttext_sgd_step(
     return logits
 
 
+_FT_SOURCE = Path(__file__).resolve().parents[1] / "nn" / "_fasttext.c"
+_P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+_FT_ARGS = [_P, _I, _P, _P, _I, _P, _P, _I, _P, _I, _D, _D, _P]
+
+
+def fasttext_kernel() -> ctypes.CDLL | None:
+    """fastText's per-example SGD loop in C (``nn/_fasttext.c``); ``None`` without a compiler or with
+    ``NNLAB_FASTTEXT_KERNEL=torch``."""
+    return ckernel.load(_FT_SOURCE, "NNLAB_FASTTEXT_KERNEL", {"fasttext_sgd_f32": _FT_ARGS})
+
+
+@torch.no_grad()
+def fasttext_sgd_examples(
+    model: TextClassifier,
+    ids: torch.Tensor,
+    share: torch.Tensor,
+    labels: torch.Tensor,
+    rate0: float,
+    rate1: float | None = None,
+    want_logits: bool = True,
+) -> torch.Tensor | None:
+    """fastText's SGD over a batch one example after the other, as the C++ original updates (the rate goes
+    linearly from ``rate0`` to ``rate1``); returns each example's logits before its update.
+
+    Runs the C kernel (``nn/_fasttext.c``: the update of ``fasttext_sgd_step`` for one example, in a loop);
+    without it, falls back to one ``fasttext_sgd_step`` on the whole batch at the mean rate.
+    """
+    rate1 = rate0 if rate1 is None else rate1
+    emb, w, c = model.encoder.bag.weight.data, model.fc.weight.data, model.fc.bias.data
+    lib = fasttext_kernel()
+    usable = all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in (emb, w, c))
+    if lib is None or not usable:
+        onehot = F.one_hot(labels, model.hparams.num_classes).to(w.dtype)
+        return fasttext_sgd_step(model, ids, share, onehot, (rate0 + rate1) / 2)
+    ids = ids.contiguous().to(torch.int64)
+    share = share.contiguous().to(torch.float32)
+    labels = labels.contiguous().to(torch.int64)
+    b, m = ids.shape
+    logits = torch.empty(b, w.shape[0], dtype=torch.float32) if want_logits else None
+    lib.fasttext_sgd_f32(
+        emb.data_ptr(), emb.shape[1], w.data_ptr(), c.data_ptr(), w.shape[0], ids.data_ptr(), share.data_ptr(),
+        m, labels.data_ptr(), b, float(rate0), float(rate1), logits.data_ptr() if logits is not None else None,
+    )  # fmt: skip
+    return logits
+
+
 @torch.no_grad()
 def fit_fasttext(
     model: TextClassifier,
@@ -294,19 +341,27 @@ def fit_fasttext(
     batch_size: int = 8,
     seed: int = 0,
 ) -> TextClassifier:
-    """Train a ``fasttext`` TextClassifier as the C++ fastText does, without Lightning: shuffled minibatches
-    of ``fasttext_sgd_step`` with the rate decaying linearly from ``lr`` to 0 over the run.
+    """Train a ``fasttext`` TextClassifier as the C++ fastText does, without Lightning: each epoch visits the
+    examples in a new random order, the rate decaying linearly from ``lr`` to 0 over the run.
 
-    ``tokens`` (N, L) padded with the model's pad index, ``lengths`` (N,), ``labels`` (N,).
+    With the C kernel the updates are per example, as in C++ (``batch_size`` is not used); without it,
+    shuffled minibatches of ``fasttext_sgd_step``. ``tokens`` (N, L) padded with the model's pad index,
+    ``lengths`` (N,), ``labels`` (N,).
     """
     if model.hparams.encoder != "fasttext":
         raise ConfigError(f"fit_fasttext trains model.encoder=fasttext, not {model.hparams.encoder}")
     n = tokens.shape[0]
-    # computed once: the n-gram ids, their shares and the one-hot targets do not change across epochs
+    # computed once: the n-gram ids and their shares do not change across epochs
     ids_all = model.encoder.ngram_ids(tokens, lengths)
-    share_all = bag_shares(ids_all, model.hparams.pad_index)
-    onehot_all = F.one_hot(labels, model.hparams.num_classes).to(model.fc.weight.dtype)
+    share_all = bag_shares(ids_all, model.hparams.pad_index).to(torch.float32)
     g = torch.Generator().manual_seed(seed)
+    if fasttext_kernel() is not None:
+        for e in range(epochs):
+            perm = torch.randperm(n, generator=g)
+            rates = lr * (1 - e / epochs), lr * (1 - (e + 1) / epochs)
+            fasttext_sgd_examples(model, ids_all[perm], share_all[perm], labels[perm], *rates, want_logits=False)
+        return model
+    onehot_all = F.one_hot(labels, model.hparams.num_classes).to(model.fc.weight.dtype)
     total = epochs * ((n + batch_size - 1) // batch_size)
     step = 0
     for _ in range(epochs):

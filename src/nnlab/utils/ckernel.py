@@ -1,0 +1,90 @@
+"""Build, cache and load the small C kernels of nnlab (the fused t-SNE gradient, fastText's SGD loop).
+
+Plain C compiled on first use with the system compiler (the same requirement ``torch.compile`` has on CPU),
+cached under ``$NNLAB_CACHE_DIR`` (default ``~/.cache/nnlab``) by a hash of the source, the flags and the CPU,
+and called through ctypes (which releases the GIL). Without a compiler, or when the kernel's environment switch
+says ``torch``, :func:`load` returns ``None`` and the caller uses its torch path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+# -ffast-math is avoided on purpose: linking a shared library with it can switch the whole process to
+# flush-denormals-to-zero. These flags are the subset needed for the reductions to vectorise.
+FLAGS = [
+    "-O3",
+    "-march=native",
+    "-fno-math-errno",
+    "-fassociative-math",
+    "-fno-signed-zeros",
+    "-fno-trapping-math",
+    "-freciprocal-math",
+    "-fopenmp-simd",
+    "-shared",
+    "-fPIC",
+]
+_lock = threading.Lock()
+_loaded: dict[Path, ctypes.CDLL | None] = {}
+
+
+def _cpu_signature() -> str:
+    # -march=native binaries must not be shared between different CPUs through a shared cache directory.
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()}|{platform.processor()}|{flags}"
+
+
+def _compile(cc: str, source: Path, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        subprocess.run([cc, *FLAGS, str(source), "-o", tmp, "-lm"], check=True, capture_output=True, timeout=120)
+        os.replace(tmp, out)  # atomic: concurrent processes never load a half-written library
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(source: Path, switch: str, signatures: dict[str, list]) -> ctypes.CDLL | None:
+    """The compiled ``source`` with ``signatures`` (function name -> ctypes argtypes, restype None) set, or
+    ``None`` when ``$switch`` is ``torch``, there is no C compiler, or the build fails (with a warning)."""
+    with _lock:
+        if source in _loaded:
+            return _loaded[source]
+        _loaded[source] = None
+        if os.environ.get(switch, "auto") == "torch" or sys.platform == "win32":
+            return None
+        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            return None
+        key = hashlib.sha256(source.read_bytes() + " ".join([cc, *FLAGS, _cpu_signature()]).encode()).hexdigest()
+        cache = Path(os.environ.get("NNLAB_CACHE_DIR", Path.home() / ".cache" / "nnlab"))
+        path = cache / f"{source.stem}_{key[:16]}.so"
+        try:
+            if not path.exists():
+                _compile(cc, source, path)
+            lib = ctypes.CDLL(str(path))
+        except (OSError, subprocess.SubprocessError) as err:
+            warnings.warn(f"nnlab: C kernel {source.name} unavailable ({err}); using the torch path", stacklevel=3)
+            return None
+        for name, argtypes in signatures.items():
+            fn = getattr(lib, name)
+            fn.restype = None
+            fn.argtypes = argtypes
+        _loaded[source] = lib
+        return lib
