@@ -57,9 +57,23 @@ def check_fits(ckpt: dict[str, Any], family: str | None, model_kwargs: dict[str,
     for key in ("class_names", "num_classes", "vocab", "input_shape"):
         if key in trained and key in model_kwargs and trained[key] != model_kwargs[key]:
             raise CheckpointError(
-                f"checkpoint of {trained_family} was trained with another {key} than data={data_name} provides;"
-                " use it with the data (and vocabulary settings) it was trained on"
+                f"checkpoint of {trained_family} was trained with another {key} than data={data_name} provides"
+                f" ({_difference(trained[key], model_kwargs[key])}); use it with the data (and vocabulary settings)"
+                " it was trained on"
             )
+
+
+def _difference(ckpt: Any, data: Any) -> str:
+    """Where two stored values first differ, in a few words (checkpoint side first)."""
+    if isinstance(ckpt, dict) and isinstance(data, dict):
+        key = next((k for k in ckpt if ckpt.get(k) != data.get(k)), None)
+        key = key if key is not None else next(k for k in data if k not in ckpt)
+        return f"{key}: {_difference(ckpt.get(key), data.get(key))}"
+    if isinstance(ckpt, list | tuple) and isinstance(data, list | tuple):
+        i = next((i for i, (a, b) in enumerate(zip(ckpt, data)) if a != b), min(len(ckpt), len(data)))
+        first = f"{ckpt[i]!r} vs {data[i]!r}" if i < min(len(ckpt), len(data)) else "one is longer"
+        return f"{len(ckpt)} vs {len(data)} entries, first difference at {i}: {first}"
+    return f"{ckpt!r} vs {data!r}"[:120]
 
 
 def load_weights(model: L.LightningModule, ckpt: dict[str, Any]) -> None:
