@@ -350,3 +350,15 @@ def _mkdir(p: Path) -> Path:
 def test_env_file_is_git_ignored() -> None:
     r = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
     assert r.returncode == 0, ".env must be listed in .gitignore"
+
+
+def test_last_checkpoint_is_written_every_epoch_even_when_the_metric_does_not_improve(tmp_path) -> None:
+    # lr 0: validation never improves after epoch 0, so best.ckpt stays there; last.ckpt must still move on,
+    # or a killed run would resume from a stale epoch (Lightning's save_last follows best.ckpt).
+    overrides = [*FAST, "data.train_subset=320", "trainer.max_epochs=3", "model.optimizer.lr=0.0"]
+    record = run(compose_cfg(overrides=overrides, output_dir=tmp_path))
+    assert record["status"] == "ok"
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and best["epoch"] == 0
+    assert record["best_ckpt"] == str(tmp_path / "checkpoints" / "best.ckpt")

@@ -245,7 +245,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         best = ckpt_path
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-            ckpt_cb = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+            # the checkpoint that follows the optimized metric (last_checkpoint has no monitor)
+            ckpts = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+            ckpt_cb = next((c for c in ckpts if c.monitor is not None), ckpts[0] if ckpts else None)
             best = (ckpt_cb.best_model_path or None) if ckpt_cb else None
             if best is None:
                 log.warning("no best checkpoint was saved; evaluating the final weights")
