@@ -595,10 +595,11 @@ class TextDataModule(LightningDataModule):
             raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
         label_index = {lab: i for i, lab in enumerate(self.labels)}
         tokens = {split: [self._tok(t) for _, t in examples] for split, examples in self.raw.items()}
-        self.vocab = Vocab.build(
-            [t[: self.max_length] if self.max_length else t for t in tokens["train"]],
-            self.min_freq, self.max_size, self.lowercase, self.tokenizer,
-        )  # fmt: skip
+        truncated = dict.fromkeys(tokens, 0)
+        if self.max_length:
+            truncated = {split: sum(len(t) > self.max_length for t in toks) for split, toks in tokens.items()}
+            tokens = {split: [t[: self.max_length] for t in toks] for split, toks in tokens.items()}
+        self.vocab = Vocab.build(tokens["train"], self.min_freq, self.max_size, self.lowercase, self.tokenizer)
         self.text_stats = {}
         for split, examples in self.raw.items():
             unknown = Counter(lab for lab, _ in examples if lab not in label_index)
@@ -607,19 +608,14 @@ class TextDataModule(LightningDataModule):
                     f"dataset {self.name!r}: the {split} split has labels not in the training split: "
                     f"{dict(unknown)}; fix the file or drop those lines"
                 )
-            ids, truncated, empty = [], 0, 0
-            for toks in tokens[split]:
-                if self.max_length and len(toks) > self.max_length:
-                    toks, truncated = toks[: self.max_length], truncated + 1
-                if not toks:
-                    # Nothing left after tokenization ("..." under the basic tokenizer): one <unk>, so the
-                    # example keeps its place and label and every model sees a sequence of length >= 1.
-                    toks, empty = [UNK], empty + 1
-                ids.append(self.vocab.encode(toks))
-            self.text_stats[split] = {"examples": len(ids), "truncated": truncated, "empty": empty}
-            if truncated:
+            # Nothing left after tokenization ("..." under the basic tokenizer): EncodedText reads it as one
+            # <unk>, so the example keeps its place and label and every model sees a sequence of length >= 1.
+            empty = sum(not t for t in tokens[split])
+            ids = [self.vocab.encode(t) for t in tokens[split]]
+            self.text_stats[split] = {"examples": len(ids), "truncated": truncated[split], "empty": empty}
+            if truncated[split]:
                 log.warning(
-                    f"{self.name} {split}: truncated {truncated} of {len(ids)} sentences to "
+                    f"{self.name} {split}: truncated {truncated[split]} of {len(ids)} sentences to "
                     f"data.max_length={self.max_length} tokens"
                 )
             if empty:
