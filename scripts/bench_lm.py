@@ -2,12 +2,15 @@
 
     python scripts/bench_lm.py [batches=60] [warmup=5] [repeats=3] [data_dir=../shared/data]
         [dataset=ptb] [cell=lstm] [emsize=200] [nhid=200] [nlayers=2] [dropout=0.0] [tie_weights=true]
-        [batch_size=20] [bptt=35] [threads=0 (torch's default)]
+        [batch_size=20] [bptt=35] [threads=0 (torch's default)] [malloc=keep|default]
 
 Both train the same RNNLM (same init, data windows, SGD lr 20, clip 0.25, TBPTT with detached state) on the
 first ``warmup + batches`` training windows; only the last ``batches`` are timed. The two are run in turn
 ``repeats`` times (alternating which goes first) and the medians compared, so a change of load on a shared
 machine hits both alike.
+``malloc=keep`` (the default, as in ``train.py``'s ``extras.keep_freed_memory``) makes glibc reuse freed
+memory for both loops (``nnlab.utils.malloc``); ``malloc=default`` leaves the allocator alone, where each step
+re-faults its large buffers and the loop that frees them earlier (Lightning's) pays more page faults.
 Prints a table and writes bench_lm.json in the working directory.
 """
 
@@ -29,13 +32,14 @@ from omegaconf import OmegaConf
 from nnlab.data.corpus import CorpusDataModule
 from nnlab.models.lm import LanguageModel
 from nnlab.nn.rnnlm import RNNLM, detach_hidden
+from nnlab.utils.malloc import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {
     "batches": 60, "warmup": 5, "repeats": 3, "dataset": "ptb",
     "data_dir": os.environ.get("DATA_DIR", str(ROOT.parent / "shared" / "data")),
     "cell": "lstm", "emsize": 200, "nhid": 200, "nlayers": 2, "dropout": 0.0, "tie_weights": True,
-    "batch_size": 20, "bptt": 35, "lr": 20.0, "clip": 0.25, "seed": 0, "threads": 0,
+    "batch_size": 20, "bptt": 35, "lr": 20.0, "clip": 0.25, "seed": 0, "threads": 0, "malloc": "keep",
 }  # fmt: skip
 NET_KEYS = ("cell", "emsize", "nhid", "nlayers", "dropout", "tie_weights")
 
@@ -97,6 +101,9 @@ def main(argv: list[str]) -> dict:
     if cfg.threads > 0:
         # On an oversubscribed machine one thread per process avoids OpenMP spin-waiting (often 3x faster).
         torch.set_num_threads(cfg.threads)
+    if cfg.malloc not in ("keep", "default"):
+        raise SystemExit(f"error: malloc={cfg.malloc} is not one of keep, default")
+    kept = cfg.malloc == "keep" and keep_freed_memory()
     dm = CorpusDataModule(cfg.dataset, cfg.data_dir, batch_size=cfg.batch_size, bptt=cfg.bptt, seed=cfg.seed)
     dm.setup("fit")
     cfg.ntoken = len(dm.vocab)
@@ -115,8 +122,10 @@ def main(argv: list[str]) -> dict:
         "median_tokens_per_s": med,
         "ratio_lightning_over_plain": med["lightning"] / med["plain"],
         "threads": torch.get_num_threads(),
+        "malloc_keep_freed_memory": kept,
         "torch": torch.__version__,
     }
+    print(f"malloc: {'freed memory kept' if kept else 'glibc default'}, threads: {torch.get_num_threads()}")
     print(f"{'loop':<10} {'median tok/s':>13}   runs")
     for k, v in runs.items():
         print(f"{k:<10} {med[k]:>13,.0f}   " + ", ".join(f"{x:,.0f}" for x in v))

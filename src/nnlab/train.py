@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
+from nnlab.utils.malloc import keep_freed_memory
 from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("extras", {}).get("ignore_warnings"):
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*The number of training batches.*")
+        if cfg.get("extras", {}).get("keep_freed_memory"):
+            keep_freed_memory()
         check_pair(cfg)
         # .hydra/config.yaml keeps the interpolations; this is what the run actually used.
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
