@@ -120,3 +120,23 @@ def test_wandb_sweep_specs_are_valid_hydra_overrides(spec, tmp_path) -> None:
     cfg = compose_cfg(overrides=overrides, output_dir=tmp_path)
     OmegaConf.resolve(cfg)
     build(cfg.model, num_classes=10, input_shape=[1, 28, 28])
+
+
+def test_progress_bar_and_summary_switches_drop_their_callbacks(tmp_path) -> None:
+    # callbacks=default carries a RichProgressBar and RichModelSummary; Lightning refuses them beside
+    # enable_progress_bar=false / enable_model_summary=false, which users type to quiet a run.
+    from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+
+    from nnlab.train import instantiate_callbacks
+
+    cfg = compose_cfg(output_dir=tmp_path)
+    kinds = lambda cbs: {ProgressBar: any(isinstance(c, ProgressBar) for c in cbs),  # noqa: E731
+                         ModelSummary: any(isinstance(c, ModelSummary) for c in cbs)}  # fmt: skip
+    assert kinds(instantiate_callbacks(cfg.callbacks, cfg.trainer)) == {ProgressBar: True, ModelSummary: True}
+    quiet = compose_cfg(
+        overrides=["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"], output_dir=tmp_path
+    )
+    callbacks = instantiate_callbacks(quiet.callbacks, quiet.trainer)
+    assert kinds(callbacks) == {ProgressBar: False, ModelSummary: False}
+    assert any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    build(quiet.trainer, callbacks=callbacks, logger=False)
