@@ -565,9 +565,13 @@ class TextDataModule(LightningDataModule):
     # -- shared
     def _read(self, path: Path, fmt: str = "label_first", **kw) -> list[tuple[str, str]]:
         examples, report = read_examples(path, fmt, self.encoding, **kw)
+        self._accept(report)
+        return examples
+
+    def _accept(self, report: ReadReport) -> None:
+        """Fail on too many bad lines (one line), else keep the file's report in ``self.reports``."""
         check_bad_fraction(report, self.max_bad_fraction)
         self.reports.append(report)
-        return examples
 
     def carve_val(self, train: list[tuple[str, str]]) -> tuple[list, list]:
         """A seeded ``val_fraction`` of ``train`` as validation (the split depends on ``split_seed`` only,
@@ -771,8 +775,7 @@ class _SSTDataModule(TextDataModule):
             phrases = sst_phrases(read_lines(trees, self.encoding, report), self.prefix == "binary", report)
             if report.skipped:
                 log.warning(report.summary())
-            check_bad_fraction(report, self.max_bad_fraction)
-            self.reports.append(report)
+            self._accept(report)
             return phrases
         looked = f"{flat} or {trees}"
         if self.phrases_hub_id is None:
@@ -839,8 +842,7 @@ class MRDataModule(TextDataModule):
                 report.examples = len(lines) - report.malformed
                 if report.skipped:
                     log.warning(report.summary())
-                check_bad_fraction(report, self.max_bad_fraction)
-                self.reports.append(report)
+                self._accept(report)
             return out
         hub = load_hub(self.name, self.hub_id, str(d / "rt-polarity.{pos,neg}"))
         return [(str(r["label"]), r["text"]) for split in ("train", "validation", "test") for r in hub[split]]
