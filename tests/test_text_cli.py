@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from test_text_models import _separable
@@ -70,3 +73,70 @@ def test_local_text_end_to_end_then_predict(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert [line.split("\t")[0] for line in out.stdout.splitlines()] == ["pos", "neg"]
+
+
+def _sweep_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("text_dev_sweep", ROOT / "scripts" / "text_dev_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dev_sweep_ranks_by_the_mean_over_datasets_and_skips_incomplete_configs():
+    t = _sweep_module()
+    cfgs = t.configs({"model.a": [1, 2], "model.b": ["x", "y"]})
+    assert cfgs[1] == {"model.a": 1, "model.b": "y"} and len(cfgs) == 4
+
+    def run(cfg, data, seed, acc):
+        return {"model": "cnn", "cfg": cfg, "data": data, "seed": seed, "val/acc": acc}
+
+    runs = [
+        # cfg 0: best on SST-2 alone, worse on average
+        run(0, "sst2", 1, 0.90), run(0, "sst5", 1, 0.30), run(0, "mr", 1, 0.70),
+        # cfg 1: two seeds on SST-2 (mean 0.82), best mean over the datasets
+        run(1, "sst2", 1, 0.80), run(1, "sst2", 2, 0.84), run(1, "sst5", 1, 0.40), run(1, "mr", 1, 0.75),
+        # cfg 2: the highest numbers but no MR run: not ranked
+        run(2, "sst2", 1, 0.95), run(2, "sst5", 1, 0.50),
+        # cfg 3 failed everywhere
+        {"model": "cnn", "cfg": 3, "data": "sst2", "seed": 1, "status": "failed"},
+        # another model's runs never count
+        {**run(0, "mr", 2, 0.99), "model": "rnn"},
+    ]  # fmt: skip
+    ranking = t.rank(runs, "cnn", cfgs)
+    assert [r["cfg"] for r in ranking][:2] == [1, 0]
+    assert abs(ranking[0]["dev"]["sst2"] - 0.82) < 1e-9
+    assert abs(ranking[0]["score"] - (0.82 + 0.40 + 0.75) / 3) < 1e-9
+    assert abs(ranking[1]["score"] - (0.90 + 0.30 + 0.70) / 3) < 1e-9
+    assert {r["cfg"] for r in ranking[2:]} == {2, 3} and all(r["score"] is None for r in ranking[2:])
+
+
+def test_dev_sweep_bad_arguments_are_one_line():
+    for args, msg in (
+        (["grid=huge"], "grid=huge unknown"),
+        (["models=transformer"], "models=transformer has no grid"),
+        (["jobz=3"], "bad argument 'jobz=3'"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "text_dev_sweep.py"), *args], capture_output=True, text=True
+        )
+        assert proc.returncode != 0 and msg in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_dev_sweep_end_to_end_on_a_smoke_grid(tmp_path, shared_data):
+    out = tmp_path / "sweep"
+    env = {**os.environ, "DATA_DIR": str(shared_data), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "text_dev_sweep.py"), f"out={out}", "jobs=2", "models=cnn",
+         "grid=smoke", "seeds=1", "epochs_scale=0.1", "--", "+trainer.limit_train_batches=3",
+         "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2", "model.num_filters=4"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dev = json.loads((out / "dev.json").read_text())
+    assert len(dev["runs"]) == 6 and all(r["status"] == "ok" for r in dev["runs"])
+    assert all(r["test/acc"] is None and r["val/acc"] is not None for r in dev["runs"])  # test=false in stage 1
+    assert dev["ranking"]["cnn"][0]["score"] == max(r["score"] for r in dev["ranking"]["cnn"])
+    assert not list(out.rglob("*.ckpt"))

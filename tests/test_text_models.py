@@ -291,3 +291,31 @@ def test_fasttext_kernel_equals_one_step_per_example_with_the_rate_decaying_acro
     torch.testing.assert_close(logits, torch.cat(expected))
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(pa, pb, msg=name)
+
+
+@pytest.mark.parametrize("name", ["cnn", "rnn"])
+def test_embed_dropout_drops_word_vector_coordinates_in_training_only(name):
+    torch.manual_seed(0)
+    p = 0.5
+    enc = build_encoder(name, 12, 0, 200, embed_dropout=p)
+    tokens, lengths = torch.tensor([[3, 4, 5, 6]]), torch.tensor([4])
+    seen = []
+    enc.embedding.register_forward_hook(lambda m, i, o: seen.append(o))
+    enc.embed_dropout.register_forward_hook(lambda m, i, o: seen.append(o))
+    enc.train()(tokens, lengths)
+    emb, dropped = seen
+    kept = dropped != 0
+    # inverted dropout: survivors are scaled by 1/(1-p), so the expectation is the undropped vector
+    torch.testing.assert_close(dropped[kept], emb[kept] / (1 - p))
+    assert 0.4 < 1 - kept.float().mean().item() < 0.6
+    seen.clear()
+    plain = build_encoder(name, 12, 0, 200)
+    plain.load_state_dict(enc.state_dict())
+    torch.testing.assert_close(enc.eval()(tokens, lengths), plain.eval()(tokens, lengths))
+
+
+def test_embed_dropout_out_of_range_or_on_fasttext_is_one_line():
+    with pytest.raises(ConfigError, match=r"model.embed_dropout=1.0 must be in \[0, 1\)"):
+        build_encoder("cnn", 10, 0, 8, embed_dropout=1.0)
+    with pytest.raises(ConfigError, match="model.embed_dropout is not an option of model.encoder=fasttext"):
+        build_encoder("fasttext", 10, 0, 8, embed_dropout=0.2)

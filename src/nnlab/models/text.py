@@ -55,8 +55,9 @@ class TextClassifier(LightningModule):
             gets the run's number of optimizer steps (``linear_decay``). scheduler_interval: step/epoch.
         update: ``autograd`` (backward + ``optimizer.step``) or ``fasttext``: the hand-written SGD step of
             ``fasttext_sgd_step`` (same math, no autograd; the fastText config's default, much faster per step).
-        **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k; rnn_type,
-            hidden_size, num_layers, bidirectional, rnn_dropout; ngrams, buckets, sparse).
+        **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k, embed_dropout;
+            rnn_type, hidden_size, num_layers, bidirectional, rnn_dropout, embed_dropout; ngrams, buckets,
+            sparse).
     """
 
     modality = "text"

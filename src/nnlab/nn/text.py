@@ -100,6 +100,14 @@ def make_embedding(
 # ------------------------------------------------------------------------------------------- encoders
 
 
+def _embed_dropout(p: float) -> nn.Dropout:
+    """Dropout on the word vectors (each coordinate zeroed with probability p, the rest scaled by 1/(1-p)):
+    the embedding table holds most of a sentence model's parameters and is what overfits small sets first."""
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"model.embed_dropout={p} must be in [0, 1)")
+    return nn.Dropout(p)
+
+
 class KimCNN(nn.Module):
     """Kim (2014): ``h = [pool_t relu(W_w * E[x] + b_w)]_{w in widths}``: (N, len(widths) * maps * k)."""
 
@@ -110,6 +118,7 @@ class KimCNN(nn.Module):
         num_filters: int = 100,
         pool: str = "max",
         k: int = 1,
+        embed_dropout: float = 0.0,
     ):
         super().__init__()
         if pool not in TIME_POOLS:
@@ -119,6 +128,7 @@ class KimCNN(nn.Module):
         if pool == "kmax" and k < 1:
             raise ConfigError(f"model.k={k} must be >= 1 for model.pool=kmax")
         self.embedding = embedding
+        self.embed_dropout = _embed_dropout(embed_dropout)
         dim = embedding.embedding_dim
         self.filter_widths = list(filter_widths)
         self.convs = nn.ModuleList(nn.Conv1d(dim, num_filters, w) for w in self.filter_widths)
@@ -129,7 +139,7 @@ class KimCNN(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
         lengths = lengths.to(tokens.device)
-        x = self.embedding(tokens).transpose(1, 2)  # (N, D, L)
+        x = self.embed_dropout(self.embedding(tokens)).transpose(1, 2)  # (N, D, L)
         out = []
         for w, conv in zip(self.filter_widths, self.convs):
             # Kim pads w-1 zero vectors on both sides, so every word is seen by every filter position
@@ -166,6 +176,7 @@ class RNNEncoder(nn.Module):
         bidirectional: bool = True,
         pool: str = "last",
         rnn_dropout: float = 0.0,
+        embed_dropout: float = 0.0,
     ):
         super().__init__()
         if rnn_type not in RNN_TYPES:
@@ -175,6 +186,7 @@ class RNNEncoder(nn.Module):
         if hidden_size < 1 or num_layers < 1:
             raise ConfigError("model.hidden_size and model.num_layers must be >= 1")
         self.embedding = embedding
+        self.embed_dropout = _embed_dropout(embed_dropout)
         self.rnn = RNN_TYPES[rnn_type](
             embedding.embedding_dim,
             hidden_size,
@@ -189,7 +201,7 @@ class RNNEncoder(nn.Module):
         self.output_dim = hidden_size * self.directions
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(tokens)
+        x = self.embed_dropout(self.embedding(tokens))
         lengths_cpu = lengths.detach().to("cpu").clamp_min(1)
         packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
         out, h = self.rnn(packed)
