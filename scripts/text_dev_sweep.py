@@ -150,100 +150,45 @@ def rank(records: list[dict], model: str, cfgs: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: -1 if r["score"] is None else r["score"], reverse=True)
 
 
-def main(argv: list[str]) -> int:
-    args, extra = parse_args(argv)
-    out = Path(args["out"]).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    models = args["models"].split(",")
-    seeds = [int(s) for s in args["seeds"].split(",")]
-    n = int(args["jobs"])
-    scale = float(args["epochs_scale"])
-    grids = {m: configs(GRIDS[args["grid"]][m]) for m in models}
-    t0 = time.time()
-    deadline = t0 + float(args["deadline_s"]) if float(args["deadline_s"]) > 0 else None
+def job(model: str, data: str, overrides: list[str], out: Path, **fields) -> dict:
+    return {"model": model, "data": data, **fields, "overrides": [f"model={model}", *overrides], "dir": str(out)}
 
-    def epochs(data: str) -> int:
-        return max(1, round(EPOCHS[data] * scale))
 
+def dev_jobs(grids: dict[str, list[dict]], seeds: list[int], epochs, out: Path) -> list[dict]:
+    """Seed-major, so a deadline leaves whole seeds of every configuration rather than some configurations."""
     jobs = []
     for seed in seeds:
-        for model in models:
-            for i, cfg in enumerate(grids[model]):
+        for model, cfgs in grids.items():
+            for i, cfg in enumerate(cfgs):
                 for data, data_over in DEV_DATA.items():
                     # test=false: the dev stage never evaluates on a test set
-                    over = [
-                        f"model={model}",
-                        *data_over,
-                        f"seed={seed}",
-                        f"trainer.max_epochs={epochs(data)}",
-                        "test=false",
-                    ]
+                    over = [*data_over, f"seed={seed}", f"trainer.max_epochs={epochs(data)}", "test=false"]
                     over += [f"{k}={v}" for k, v in cfg.items()]
                     name = f"{model}_c{i}_{data}_s{seed}"
-                    jobs.append(
-                        {
-                            "model": model,
-                            "cfg": i,
-                            "data": data,
-                            "seed": seed,
-                            "overrides": over,
-                            "dir": str(out / "dev" / name),
-                        }
-                    )
-    print(f"stage 1: {len(jobs)} dev runs, {n} at a time", flush=True)
-    records = run_all(jobs, extra, n, deadline)
-    ranking = {m: rank(records, m, grids[m]) for m in models}
-    (out / "dev.json").write_text(
-        json.dumps({"args": args, "extra": extra, "runs": records, "ranking": ranking}, indent=1)
-    )
-    print(f"\nstage 1 done in {time.time() - t0:.0f} s; mean best-epoch validation accuracy (%)")
-    print(f"{'model':6} {'configuration':60} {'sst2':>6} {'sst5':>6} {'mr0':>6} {'mean':>6}")
-    for m in models:
-        for row in ranking[m]:
-            cells = [f"{100 * row['dev'][d]:6.2f}" if d in row["dev"] else "     -" for d in DEV_DATA]
-            score = f"{100 * row['score']:6.2f}" if row["score"] is not None else "     -"
-            params = " ".join(f"{k.removeprefix('model.')}={v}" for k, v in row["params"].items())
-            print(f"{m:6} {params:60} {' '.join(cells)} {score}")
-    if args["final"] != "true":
-        return 0
+                    jobs.append(job(model, data, over, out / "dev" / name, cfg=i, seed=seed))
+    return jobs
 
-    winners = {m: ranking[m][0] for m in models if ranking[m][0]["score"] is not None}
+
+def final_jobs(winners: dict[str, dict], epochs, out: Path) -> list[dict]:
+    """As the README measures: SST-2 and SST-1 with seeds 1-3 (sentence_models), MR's ten folds (mr_10fold)."""
     jobs = []
     for m, row in winners.items():
         cfg = [f"{k}={v}" for k, v in row["params"].items()]
         for data in ("sst2", "sst5"):
             for seed in (1, 2, 3):
-                over = [f"model={m}", f"data={data}", f"seed={seed}", f"trainer.max_epochs={epochs(data)}", *cfg]
-                jobs.append(
-                    {
-                        "model": m,
-                        "data": data,
-                        "seed": seed,
-                        "overrides": over,
-                        "dir": str(out / "final" / f"{m}_{data}_s{seed}"),
-                    }
-                )
+                over = [f"data={data}", f"seed={seed}", f"trainer.max_epochs={epochs(data)}", *cfg]
+                jobs.append(job(m, data, over, out / "final" / f"{m}_{data}_s{seed}", seed=seed))
         for fold in range(10):
-            over = [f"model={m}", "data=mr", f"data.fold={fold}", f"trainer.max_epochs={epochs('mr')}", *cfg]
-            jobs.append(
-                {
-                    "model": m,
-                    "data": "mr",
-                    "fold": fold,
-                    "overrides": over,
-                    "dir": str(out / "final" / f"{m}_mr_f{fold}"),
-                }
-            )
-    print(f"\nstage 2: {len(jobs)} test runs with the winners", flush=True)
-    final = run_all(jobs, extra, n, None)
+            over = ["data=mr", f"data.fold={fold}", f"trainer.max_epochs={epochs('mr')}", *cfg]
+            jobs.append(job(m, "mr", over, out / "final" / f"{m}_mr_f{fold}", fold=fold))
+    return jobs
+
+
+def final_table(winners: dict[str, dict], runs: list[dict]) -> list[dict]:
     table = []
     for m, row in winners.items():
         for data in ("sst2", "sst5", "mr"):
-            accs = [
-                100 * r["test/acc"]
-                for r in final
-                if r["model"] == m and r["data"] == data and r.get("test/acc") is not None
-            ]
+            accs = [100 * r["test/acc"] for r in runs if (r["model"], r["data"]) == (m, data) and r.get("test/acc")]
             table.append(
                 {
                     "model": m,
@@ -255,7 +200,52 @@ def main(argv: list[str]) -> int:
                     "runs": accs,
                 }
             )
-    (out / "final.json").write_text(json.dumps({"args": args, "extra": extra, "table": table, "runs": final}, indent=1))
+    return table
+
+
+def print_ranking(ranking: dict[str, list[dict]]) -> None:
+    def pct(x):
+        return f"{100 * x:6.2f}" if x is not None else "     -"
+
+    print(f"{'model':6} {'configuration':60} {'sst2':>6} {'sst5':>6} {'mr0':>6} {'mean':>6}")
+    for m, rows in ranking.items():
+        for row in rows:
+            cells = " ".join(pct(row["dev"].get(d)) for d in DEV_DATA)
+            params = " ".join(f"{k.removeprefix('model.')}={v}" for k, v in row["params"].items())
+            print(f"{m:6} {params:60} {cells} {pct(row['score'])}")
+
+
+def main(argv: list[str]) -> int:
+    args, extra = parse_args(argv)
+    out = Path(args["out"]).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    models = args["models"].split(",")
+    seeds = [int(s) for s in args["seeds"].split(",")]
+    n = int(args["jobs"])
+    grids = {m: configs(GRIDS[args["grid"]][m]) for m in models}
+    t0 = time.time()
+    deadline = t0 + float(args["deadline_s"]) if float(args["deadline_s"]) > 0 else None
+
+    def epochs(data: str) -> int:
+        return max(1, round(EPOCHS[data] * float(args["epochs_scale"])))
+
+    jobs = dev_jobs(grids, seeds, epochs, out)
+    print(f"stage 1: {len(jobs)} dev runs, {n} at a time", flush=True)
+    records = run_all(jobs, extra, n, deadline)
+    ranking = {m: rank(records, m, grids[m]) for m in models}
+    dev = {"args": args, "extra": extra, "runs": records, "ranking": ranking}
+    (out / "dev.json").write_text(json.dumps(dev, indent=1))
+    print(f"\nstage 1 done in {time.time() - t0:.0f} s; mean best-epoch validation accuracy (%)")
+    print_ranking(ranking)
+    if args["final"] != "true":
+        return 0
+
+    winners = {m: ranking[m][0] for m in models if ranking[m][0]["score"] is not None}
+    jobs = final_jobs(winners, epochs, out)
+    print(f"\nstage 2: {len(jobs)} test runs with the winners", flush=True)
+    runs = run_all(jobs, extra, n, None)
+    table = final_table(winners, runs)
+    (out / "final.json").write_text(json.dumps({"args": args, "extra": extra, "table": table, "runs": runs}, indent=1))
     print(f"\nstage 2 done; test accuracy (%) of the dev winners, {time.time() - t0:.0f} s in all")
     for t in table:
         std = f" ± {t['std']:.2f}" if t["std"] is not None else ""

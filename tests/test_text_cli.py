@@ -125,12 +125,12 @@ def test_dev_sweep_bad_arguments_are_one_line():
 
 
 @pytest.mark.slow
-def test_dev_sweep_end_to_end_on_a_smoke_grid(tmp_path, shared_data):
+def test_dev_sweep_end_to_end_on_a_smoke_grid_then_tests_the_winner(tmp_path, shared_data):
     out = tmp_path / "sweep"
     env = {**os.environ, "DATA_DIR": str(shared_data), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "text_dev_sweep.py"), f"out={out}", "jobs=2", "models=cnn",
-         "grid=smoke", "seeds=1", "epochs_scale=0.1", "--", "+trainer.limit_train_batches=3",
+         "grid=smoke", "seeds=1", "epochs_scale=0.1", "final=true", "--", "+trainer.limit_train_batches=3",
          "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2", "model.num_filters=4"],
         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env,
     )  # fmt: skip
@@ -139,4 +139,9 @@ def test_dev_sweep_end_to_end_on_a_smoke_grid(tmp_path, shared_data):
     assert len(dev["runs"]) == 6 and all(r["status"] == "ok" for r in dev["runs"])
     assert all(r["test/acc"] is None and r["val/acc"] is not None for r in dev["runs"])  # test=false in stage 1
     assert dev["ranking"]["cnn"][0]["score"] == max(r["score"] for r in dev["ranking"]["cnn"])
+    final = json.loads((out / "final.json").read_text())
+    assert [(t["data"], t["n"]) for t in final["table"]] == [("sst2", 3), ("sst5", 3), ("mr", 10)]
+    assert all(0 <= t["mean"] <= 100 for t in final["table"])
+    winner = [f"{k}={v}" for k, v in dev["ranking"]["cnn"][0]["params"].items()]
+    assert all(set(winner) <= set(r["overrides"]) and "test=false" not in r["overrides"] for r in final["runs"])
     assert not list(out.rglob("*.ckpt"))
