@@ -1,6 +1,6 @@
 """Pick the sentence classifiers' defaults on dev sets, then measure them on the test sets.
 
-    python scripts/text_dev_sweep.py out=logs/text_dev_sweep jobs=12 [models=cnn,rnn] [seeds=1,2] [final=true]
+    python scripts/text_dev_sweep.py out=logs/text_dev_sweep jobs=14 [models=cnn,rnn] [seeds=1,2] [final=true]
         [grid=full|smoke] [deadline_s=0] [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
 
 Stage 1 (dev): every configuration of each model's grid below is trained with ``python train.py`` on SST-2,
@@ -85,6 +85,19 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
         if not sep or key not in args:
             sys.exit(f"text_dev_sweep: bad argument {a!r}; expected key=value with key in {', '.join(args)}")
         args[key] = value
+    for key, kind in (("jobs", int), ("deadline_s", float), ("epochs_scale", float)):
+        try:
+            kind(args[key])
+        except ValueError:
+            sys.exit(f"text_dev_sweep: {key}={args[key]} is not a number")
+    try:
+        [int(x) for x in args["seeds"].split(",")]
+    except ValueError:
+        sys.exit(f"text_dev_sweep: seeds={args['seeds']} must be integers separated by commas, e.g. seeds=1,2")
+    if int(args["jobs"]) < 1:
+        sys.exit(f"text_dev_sweep: jobs={args['jobs']} must be at least 1")
+    if args["final"] not in ("true", "false"):
+        sys.exit(f"text_dev_sweep: final={args['final']} must be true or false")
     if args["grid"] not in GRIDS:
         sys.exit(f"text_dev_sweep: grid={args['grid']} unknown; choose one of {', '.join(GRIDS)}")
     models = args["models"].split(",")
@@ -237,10 +250,16 @@ def main(argv: list[str]) -> int:
     (out / "dev.json").write_text(json.dumps(dev, indent=1))
     print(f"\nstage 1 done in {time.time() - t0:.0f} s; mean best-epoch validation accuracy (%)")
     print_ranking(ranking)
+    failed = [r for r in records if r["status"] == "failed"]
+    if failed:
+        print(f"{len(failed)} dev runs failed; the first: {' '.join(failed[0]['overrides'])}: {failed[0]['error']}")
     if args["final"] != "true":
         return 0
 
     winners = {m: ranking[m][0] for m in models if ranking[m][0]["score"] is not None}
+    if not winners:
+        print("no configuration finished on all three dev sets; nothing to test", file=sys.stderr)
+        return 1
     jobs = final_jobs(winners, epochs, out)
     print(f"\nstage 2: {len(jobs)} test runs with the winners", flush=True)
     runs = run_all(jobs, extra, n, None)

@@ -117,6 +117,9 @@ def test_dev_sweep_bad_arguments_are_one_line():
         (["grid=huge"], "grid=huge unknown"),
         (["models=transformer"], "models=transformer has no grid"),
         (["jobz=3"], "bad argument 'jobz=3'"),
+        (["jobs=many"], "jobs=many is not a number"),
+        (["seeds=1;2"], "seeds=1;2 must be integers"),
+        (["final=yes"], "final=yes must be true or false"),
     ):
         proc = subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "text_dev_sweep.py"), *args], capture_output=True, text=True
