@@ -65,43 +65,52 @@ COMMON = [
 ]
 
 
+def _seeds(v: str) -> list[int]:
+    return [int(x) for x in v.split(",")]
+
+
+def _bool(v: str) -> bool:
+    if v not in ("true", "false"):
+        raise ValueError
+    return v == "true"
+
+
+# key: (default, converter, what is wrong with a value the converter rejects)
+ARGS = {
+    "out": ("logs/text_dev_sweep", str, ""),
+    "jobs": ("2", int, "is not a number"),
+    "models": ("cnn,rnn", lambda v: v.split(","), ""),
+    "seeds": ("1,2", _seeds, "must be integers separated by commas, e.g. seeds=1,2"),
+    "final": ("false", _bool, "must be true or false"),
+    "grid": ("full", str, ""),
+    "deadline_s": ("0", float, "is not a number"),
+    "epochs_scale": ("1", float, "is not a number"),
+}
+
+
 def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
+    """``key=value`` arguments converted to their types, and the train.py overrides after ``--``."""
     extra: list[str] = []
     if "--" in argv:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1 :]
-    args = {
-        "out": "logs/text_dev_sweep",
-        "jobs": "2",
-        "models": "cnn,rnn",
-        "seeds": "1,2",
-        "final": "false",
-        "grid": "full",
-        "deadline_s": "0",
-        "epochs_scale": "1",
-    }
+    raw = {k: default for k, (default, _, _) in ARGS.items()}
     for a in argv:
         key, sep, value = a.partition("=")
-        if not sep or key not in args:
-            sys.exit(f"text_dev_sweep: bad argument {a!r}; expected key=value with key in {', '.join(args)}")
-        args[key] = value
-    for key, kind in (("jobs", int), ("deadline_s", float), ("epochs_scale", float)):
+        if not sep or key not in raw:
+            sys.exit(f"text_dev_sweep: bad argument {a!r}; expected key=value with key in {', '.join(raw)}")
+        raw[key] = value
+    args = {}
+    for key, (_, convert, want) in ARGS.items():
         try:
-            kind(args[key])
+            args[key] = convert(raw[key])
         except ValueError:
-            sys.exit(f"text_dev_sweep: {key}={args[key]} is not a number")
-    try:
-        [int(x) for x in args["seeds"].split(",")]
-    except ValueError:
-        sys.exit(f"text_dev_sweep: seeds={args['seeds']} must be integers separated by commas, e.g. seeds=1,2")
-    if int(args["jobs"]) < 1:
+            sys.exit(f"text_dev_sweep: {key}={raw[key]} {want}")
+    if args["jobs"] < 1:
         sys.exit(f"text_dev_sweep: jobs={args['jobs']} must be at least 1")
-    if args["final"] not in ("true", "false"):
-        sys.exit(f"text_dev_sweep: final={args['final']} must be true or false")
     if args["grid"] not in GRIDS:
         sys.exit(f"text_dev_sweep: grid={args['grid']} unknown; choose one of {', '.join(GRIDS)}")
-    models = args["models"].split(",")
-    bad = [m for m in models if m not in GRIDS[args["grid"]]]
+    bad = [m for m in args["models"] if m not in GRIDS[args["grid"]]]
     if bad:
         sys.exit(f"text_dev_sweep: models={bad[0]} has no grid; choose from {', '.join(GRIDS[args['grid']])}")
     return args, extra
@@ -232,17 +241,15 @@ def main(argv: list[str]) -> int:
     args, extra = parse_args(argv)
     out = Path(args["out"]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    models = args["models"].split(",")
-    seeds = [int(s) for s in args["seeds"].split(",")]
-    n = int(args["jobs"])
+    models, n = args["models"], args["jobs"]
     grids = {m: configs(GRIDS[args["grid"]][m]) for m in models}
     t0 = time.time()
-    deadline = t0 + float(args["deadline_s"]) if float(args["deadline_s"]) > 0 else None
+    deadline = t0 + args["deadline_s"] if args["deadline_s"] > 0 else None
 
     def epochs(data: str) -> int:
-        return max(1, round(EPOCHS[data] * float(args["epochs_scale"])))
+        return max(1, round(EPOCHS[data] * args["epochs_scale"]))
 
-    jobs = dev_jobs(grids, seeds, epochs, out)
+    jobs = dev_jobs(grids, args["seeds"], epochs, out)
     print(f"stage 1: {len(jobs)} dev runs, {n} at a time", flush=True)
     records = run_all(jobs, extra, n, deadline)
     ranking = {m: rank(records, m, grids[m]) for m in models}
@@ -253,7 +260,7 @@ def main(argv: list[str]) -> int:
     failed = [r for r in records if r["status"] == "failed"]
     if failed:
         print(f"{len(failed)} dev runs failed; the first: {' '.join(failed[0]['overrides'])}: {failed[0]['error']}")
-    if args["final"] != "true":
+    if not args["final"]:
         return 0
 
     winners = {m: ranking[m][0] for m in models if ranking[m][0]["score"] is not None}
