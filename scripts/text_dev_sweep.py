@@ -1,7 +1,7 @@
 """Pick the sentence classifiers' defaults on dev sets, then measure them on the test sets.
 
     python scripts/text_dev_sweep.py out=logs/text_dev_sweep jobs=14 [models=cnn,rnn] [seeds=1,2] [final=true]
-        [grid=full|smoke] [deadline_s=0] [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
+        [grid=full|word_dropout|smoke] [deadline_s=0] [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
 
 Stage 1 (dev): every configuration of each model's grid below is trained with ``python train.py`` on SST-2,
 SST-1 and MR fold 0, one process per run, ``jobs`` at a time. Its score on a dataset is the validation
@@ -45,6 +45,11 @@ GRIDS = {
             "model.hidden_size": [150, 300],
             "model.rnn_type": ["lstm", "gru"],
         },
+    },
+    # a follow-up to "full": word dropout around the defaults it chose (run on a CPU, so it has its own baseline)
+    "word_dropout": {
+        "cnn": {"model.word_dropout": [0.0, 0.25]},
+        "rnn": {"model.word_dropout": [0.0, 0.25]},
     },
     # a two-configuration grid for checking the pipeline end to end
     "smoke": {

@@ -19,7 +19,16 @@ from nnlab.models.text import (
     fasttext_sgd_step,
     linear_decay,
 )
-from nnlab.nn.text import FastTextBag, KimCNN, RNNEncoder, build_encoder, make_embedding, max_norm_, pool_time
+from nnlab.nn.text import (
+    FastTextBag,
+    KimCNN,
+    RNNEncoder,
+    WordDropout,
+    build_encoder,
+    make_embedding,
+    max_norm_,
+    pool_time,
+)
 from nnlab.utils.errors import CheckpointError, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -319,3 +328,56 @@ def test_embed_dropout_out_of_range_or_on_fasttext_is_one_line():
         build_encoder("cnn", 10, 0, 8, embed_dropout=1.0)
     with pytest.raises(ConfigError, match="model.embed_dropout is not an option of model.encoder=fasttext"):
         build_encoder("fasttext", 10, 0, 8, embed_dropout=0.2)
+
+
+def test_word_dropout_replaces_whole_words_by_unk_in_training_only():
+    torch.manual_seed(0)
+    p, pad, unk = 0.3, 0, 1
+    wd = WordDropout(p, pad, unk)
+    tokens = torch.randint(2, 50, (400, 30))
+    tokens[:, 20:] = pad  # batch padding
+    out = wd.train()(tokens)
+    changed = out != tokens
+    # a dropped word becomes <unk>, never anything else, and padding is never touched
+    assert (out[changed] == unk).all()
+    assert not changed[:, 20:].any()
+    rate = changed[:, :20].float().mean().item()
+    assert abs(rate - p) < 0.02, rate  # 8,000 words: the rate's standard error is 0.005
+    # a different mask on the next call, the same tokens in eval mode
+    assert not torch.equal(wd(tokens), out)
+    assert torch.equal(wd.eval()(tokens), tokens)
+    assert torch.equal(WordDropout(0.0, pad, unk).train()(tokens), tokens)
+
+
+@pytest.mark.parametrize("name", ["cnn", "rnn"])
+def test_encoders_feed_word_dropped_tokens_to_the_embedding(name):
+    torch.manual_seed(0)
+    enc = build_encoder(name, 12, 0, 16, unk_index=1, word_dropout=0.5)
+    tokens, lengths = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 10, 0, 0]] * 8), torch.tensor([8] * 8)
+    seen = []
+    enc.embedding.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    enc.train()(tokens, lengths)
+    (fed,) = seen
+    assert (fed != tokens).any() and ((fed == tokens) | (fed == 1)).all()
+    assert (fed[:, 8:] == 0).all()
+    plain = build_encoder(name, 12, 0, 16)
+    plain.load_state_dict(enc.state_dict())  # word dropout adds no parameters: old checkpoints still load
+    torch.testing.assert_close(enc.eval()(tokens, lengths), plain.eval()(tokens, lengths))
+
+
+def test_text_classifier_gives_word_dropout_the_vocabulary_unk_index(tiny):
+    dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
+    dm.setup("fit")
+    model = TextClassifier(**dm.model_kwargs(), encoder="cnn", embed_dim=8, num_filters=4, word_dropout=0.2)
+    assert model.encoder.word_dropout.unk_idx == dm.vocab.stoi["<unk>"]
+    assert model.encoder.word_dropout.padding_idx == dm.vocab.stoi["<pad>"]
+    assert model.hparams.word_dropout == 0.2
+
+
+def test_word_dropout_out_of_range_or_on_fasttext_is_one_line():
+    with pytest.raises(ConfigError, match=r"model.word_dropout=-0.1 must be in \[0, 1\)"):
+        build_encoder("rnn", 10, 0, 8, word_dropout=-0.1)
+    with pytest.raises(ConfigError, match="model.word_dropout is not an option of model.encoder=fasttext"):
+        build_encoder("fasttext", 10, 0, 8, word_dropout=0.2)
+    with pytest.raises(ConfigError, match="model.unk_idx is not an option of model.encoder=cnn"):
+        build_encoder("cnn", 10, 0, 8, unk_idx=3)

@@ -19,7 +19,7 @@ from lightning import LightningModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from nnlab.data.text import Vocab, pad_batch
+from nnlab.data.text import UNK, Vocab, pad_batch
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils import ckernel
 from nnlab.utils.errors import CheckpointError, ConfigError, choice_error
@@ -55,9 +55,9 @@ class TextClassifier(LightningModule):
             gets the run's number of optimizer steps (``linear_decay``). scheduler_interval: step/epoch.
         update: ``autograd`` (backward + ``optimizer.step``) or ``fasttext``: the hand-written SGD step of
             ``fasttext_sgd_step`` (same math, no autograd; the fastText config's default, much faster per step).
-        **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k, embed_dropout;
-            rnn_type, hidden_size, num_layers, bidirectional, rnn_dropout, embed_dropout; ngrams, buckets,
-            sparse).
+        **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k, embed_dropout,
+            word_dropout; rnn_type, hidden_size, num_layers, bidirectional, rnn_dropout, embed_dropout,
+            word_dropout; ngrams, buckets, sparse).
     """
 
     modality = "text"
@@ -124,6 +124,7 @@ class TextClassifier(LightningModule):
             pad_index,
             embed_dim,
             itos=self.vocab.itos,
+            unk_index=self.vocab.stoi[UNK],
             pretrained=pretrained,
             freeze_embeddings=freeze_embeddings,
             **encoder_kwargs,

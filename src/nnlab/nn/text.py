@@ -108,6 +108,28 @@ def _embed_dropout(p: float) -> nn.Dropout:
     return nn.Dropout(p)
 
 
+class WordDropout(nn.Module):
+    """Word dropout (Iyyer et al. 2015; Dai & Le 2015): in training, each word of a sentence becomes ``<unk>``
+    with probability ``p`` (padding stays padding). Unlike ``embed_dropout`` it removes whole words, so the
+    model cannot lean on one sentiment word, and ``<unk>``'s vector learns what an unseen test word should do.
+    The identity in eval mode; no rescaling, since a token is replaced, not scaled."""
+
+    def __init__(self, p: float, padding_idx: int, unk_idx: int):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ConfigError(f"model.word_dropout={p} must be in [0, 1)")
+        self.p, self.padding_idx, self.unk_idx = float(p), int(padding_idx), int(unk_idx)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return tokens
+        drop = (torch.rand(tokens.shape, device=tokens.device) < self.p) & (tokens != self.padding_idx)
+        return tokens.masked_fill(drop, self.unk_idx)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, unk_idx={self.unk_idx}"
+
+
 class KimCNN(nn.Module):
     """Kim (2014): ``h = [pool_t relu(W_w * E[x] + b_w)]_{w in widths}``: (N, len(widths) * maps * k)."""
 
@@ -119,6 +141,8 @@ class KimCNN(nn.Module):
         pool: str = "max",
         k: int = 1,
         embed_dropout: float = 0.0,
+        word_dropout: float = 0.0,
+        unk_idx: int = 1,
     ):
         super().__init__()
         if pool not in TIME_POOLS:
@@ -129,6 +153,7 @@ class KimCNN(nn.Module):
             raise ConfigError(f"model.k={k} must be >= 1 for model.pool=kmax")
         self.embedding = embedding
         self.embed_dropout = _embed_dropout(embed_dropout)
+        self.word_dropout = WordDropout(word_dropout, embedding.padding_idx, unk_idx)
         dim = embedding.embedding_dim
         self.filter_widths = list(filter_widths)
         self.convs = nn.ModuleList(nn.Conv1d(dim, num_filters, w) for w in self.filter_widths)
@@ -139,7 +164,7 @@ class KimCNN(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
         lengths = lengths.to(tokens.device)
-        x = self.embed_dropout(self.embedding(tokens)).transpose(1, 2)  # (N, D, L)
+        x = self.embed_dropout(self.embedding(self.word_dropout(tokens))).transpose(1, 2)  # (N, D, L)
         out = []
         for w, conv in zip(self.filter_widths, self.convs):
             # Kim pads w-1 zero vectors on both sides, so every word is seen by every filter position
@@ -177,6 +202,8 @@ class RNNEncoder(nn.Module):
         pool: str = "last",
         rnn_dropout: float = 0.0,
         embed_dropout: float = 0.0,
+        word_dropout: float = 0.0,
+        unk_idx: int = 1,
     ):
         super().__init__()
         if rnn_type not in RNN_TYPES:
@@ -187,6 +214,7 @@ class RNNEncoder(nn.Module):
             raise ConfigError("model.hidden_size and model.num_layers must be >= 1")
         self.embedding = embedding
         self.embed_dropout = _embed_dropout(embed_dropout)
+        self.word_dropout = WordDropout(word_dropout, embedding.padding_idx, unk_idx)
         self.rnn = RNN_TYPES[rnn_type](
             embedding.embedding_dim,
             hidden_size,
@@ -201,7 +229,7 @@ class RNNEncoder(nn.Module):
         self.output_dim = hidden_size * self.directions
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embed_dropout(self.embedding(tokens))
+        x = self.embed_dropout(self.embedding(self.word_dropout(tokens)))
         lengths_cpu = lengths.detach().to("cpu").clamp_min(1)
         packed = pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
         out, h = self.rnn(packed)
@@ -281,6 +309,7 @@ def build_encoder(
     pad_index: int,
     embed_dim: int,
     itos: Sequence[str] | None = None,
+    unk_index: int = 1,
     pretrained: str | None = None,
     freeze_embeddings: bool = False,
     **kwargs,
@@ -295,7 +324,7 @@ def build_encoder(
     allowed = [
         p
         for p in inspect.signature(cls.__init__).parameters
-        if p not in ("self", "embedding", "num_words", "dim", "padding_idx", "weight")
+        if p not in ("self", "embedding", "num_words", "dim", "padding_idx", "weight", "unk_idx")
     ]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
@@ -308,7 +337,7 @@ def build_encoder(
             emb.weight.copy_(weight)
             emb.weight[pad_index].zero_()
     emb.weight.requires_grad_(not freeze_embeddings)
-    return cls(emb, **kwargs)
+    return cls(emb, unk_idx=unk_index, **kwargs)
 
 
 def max_norm_(weight: torch.Tensor, max_norm: float) -> None:
@@ -318,4 +347,13 @@ def max_norm_(weight: torch.Tensor, max_norm: float) -> None:
         weight.mul_(torch.where(norms > max_norm, max_norm / norms.clamp_min(1e-12), torch.ones_like(norms)))
 
 
-__all__ = ["KimCNN", "RNNEncoder", "FastTextBag", "build_encoder", "pool_time", "load_vectors", "max_norm_"]
+__all__ = [
+    "KimCNN",
+    "RNNEncoder",
+    "FastTextBag",
+    "WordDropout",
+    "build_encoder",
+    "pool_time",
+    "load_vectors",
+    "max_norm_",
+]
