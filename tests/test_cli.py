@@ -108,6 +108,42 @@ def test_optuna_three_trials(tmp_path) -> None:
     assert "best_value" in best and "model.optimizer.lr" in best
 
 
+def test_optuna_marks_failed_trials_failed_and_goes_on(tmp_path) -> None:
+    # Optuna 2.10 rejects the NaN a failed run returns; the search used to stop with an unrelated ValueError
+    import optuna
+
+    r = run_cli(
+        "train.py", *DIGITS_SMALL, "hparams_search=image_optuna", "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.sampler.n_startup_trials=4", "model.pool=choice(max,median)", multirun=True, run_dir=tmp_path,
+    )  # fmt: skip
+    states = [
+        t.state.name for t in optuna.load_study(study_name="image", storage=f"sqlite:///{tmp_path}/optuna.db").trials
+    ]
+    assert len(states) == 4 and "COMPLETE" in states and "FAIL" in states, (states, r)
+    assert "Values were told" not in r.stderr and "Traceback" not in r.stderr, r
+    assert r.rc == 1 and f"multirun: {states.count('COMPLETE')} of 4 jobs ok" in r.stderr, r
+    assert "model.pool='median' is not a valid choice" in r.stderr
+    assert "best_value" in (tmp_path / "optimization_results.yaml").read_text()
+
+    # every trial failing: one error line and the summary, not Optuna's "no trials are completed yet"
+    none_ok = run_cli(
+        "train.py", *DIGITS_SMALL, "hparams_search=image_optuna", "hydra.sweeper.n_trials=2",
+        "model.pool=choice(median)", multirun=True, run_dir=tmp_path / "none",
+    )  # fmt: skip
+    assert none_ok.rc == 1 and "Traceback" not in none_ok.stderr, none_ok
+    assert "no trial of study 'image' finished" in none_ok.stdout + none_ok.stderr, none_ok
+    assert "0 of 2 jobs ok" in none_ok.stderr, none_ok
+
+
+def test_logger_none_with_the_default_callbacks_trains(tmp_path) -> None:
+    # LearningRateMonitor (callbacks=default) refuses a trainer without a logger; it is left out
+    r = run_cli(
+        "train.py", "trainer.max_epochs=1", "data.train_subset=600", "logger=none", "extras.print_config=false",
+        run_dir=tmp_path / "run",
+    )  # fmt: skip
+    assert r.rc == 0 and r.metrics["status"] == "ok", r
+
+
 def test_missing_dataset_is_one_line_and_fast(tmp_path) -> None:
     r = run_cli("train.py", *FAST, "data=mnist", f"paths.data_dir={tmp_path}/none", run_dir=tmp_path / "run")
     assert_one_line_error(r, "ylecun/mnist", f"{tmp_path}/none/mnist", "offline")

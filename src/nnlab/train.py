@@ -17,7 +17,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -107,14 +107,18 @@ def check_pair(cfg: DictConfig) -> None:
         )
 
 
-def instantiate_callbacks(cfg: DictConfig | None, trainer_cfg: DictConfig | None = None) -> list[Callback]:
-    """The configured callbacks, less a progress bar or model summary that the trainer config switches off
-    (Lightning refuses ``enable_progress_bar=false`` beside a progress-bar callback)."""
+def instantiate_callbacks(
+    cfg: DictConfig | None, trainer_cfg: DictConfig | None = None, has_logger: bool = True
+) -> list[Callback]:
+    """The configured callbacks, less those Lightning refuses in this run: a progress bar or model summary that
+    the trainer config switches off, and the learning-rate monitor when there is no logger (``logger=none``)."""
     off = [
         cls
         for key, cls in (("enable_progress_bar", ProgressBar), ("enable_model_summary", ModelSummary))
         if trainer_cfg is not None and trainer_cfg.get(key) is False
     ]
+    if not has_logger:
+        off.append(LearningRateMonitor)
     callbacks = [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
     return [c for c in callbacks if not isinstance(c, tuple(off))]
 
@@ -238,10 +242,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         record["params"] = sum(p.numel() for p in model.parameters())
         record["family"] = type(model).__name__
 
-        callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.get("trainer"))
+        loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
+        callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.get("trainer"), has_logger=bool(loggers))
         history = History()
         callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history, ResumeState()]
-        loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         for lg in loggers:
             lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})

@@ -5,17 +5,42 @@ A Hydra plugin, so it lives in the ``hydra_plugins`` namespace package (Hydra on
 Rerun an interrupted search with the same ``hydra.sweep.dir``: trials that finished count towards
 ``n_trials``, trials that were cut off mid-run are marked failed (Optuna would otherwise keep them
 RUNNING forever), and new jobs are numbered after the existing job dirs instead of overwriting them.
+
+A trial whose run failed or diverged (``train.py`` records it in metrics.json and returns NaN) is told to
+Optuna as FAIL with the run's one-line error, and the search goes on (``max_failure_rate`` in the
+``hparams_search`` configs). Hydra's sweeper would otherwise tell Optuna 2.10 a NaN value, which it rejects,
+and the whole search would stop with an unrelated ValueError.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 log = logging.getLogger(__name__)
+
+
+class TrialFailed(Exception):
+    """A trial's run ended without a number for the optimized metric."""
+
+
+def _failed_trial(ret: Any) -> TrialFailed | None:
+    """The failure of a finished job that returned NaN or nothing, with its run's recorded error."""
+    value = ret._return_value
+    if isinstance(value, int | float) and not math.isnan(value):
+        return None
+    error = "no value for the optimized metric"
+    try:
+        record = json.loads((Path(ret.working_dir) / "metrics.json").read_text())
+        error = record.get("error") or (f"the metric is {value}" if value is not None else error)
+    except (OSError, TypeError, ValueError):
+        pass
+    return TrialFailed(f"trial in {ret.working_dir} failed: {error}")
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
@@ -44,4 +69,27 @@ class ResumableOptunaSweeper(OptunaSweeper):
         # setup() set job_idx to 0; new jobs must not overwrite the dirs of earlier runs of this sweep
         jobs = [int(p.name) for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
         inner.job_idx = max(jobs) + 1 if jobs else 0
-        return inner.sweep(arguments)
+
+        launch = inner.launcher.launch
+
+        def launch_marking_failures(job_overrides, initial_job_idx):
+            from hydra.core.utils import JobStatus
+
+            returns = launch(job_overrides, initial_job_idx)
+            for ret in returns:
+                failure = _failed_trial(ret) if ret.status == JobStatus.COMPLETED else None
+                if failure is not None:
+                    # a FAILED job's return_value raises this, so Hydra's sweeper tells Optuna FAIL, no value
+                    ret.status, ret._return_value = JobStatus.FAILED, failure
+            return returns
+
+        inner.launcher.launch = launch_marking_failures
+        try:
+            return inner.sweep(arguments)
+        except ValueError:
+            study = optuna.load_study(study_name=inner.study_name, storage=inner.storage)
+            if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+                raise
+            # Optuna's best_trial fails when nothing finished; the multirun summary lists each job's error
+            log.error("no trial of study '%s' finished; nothing to report as best", inner.study_name)
+            return None
