@@ -63,13 +63,18 @@ def test_experiments_and_searches_compose(tmp_path) -> None:
     for debug in ("fdr", "limit", "overfit"):
         cfg = compose_cfg(overrides=[f"debug={debug}"], output_dir=tmp_path)
         assert cfg.trainer.max_epochs >= 1
-    expected = {"image_optuna": ("val/acc", "max"), "text_optuna": ("val/acc", "max"), "lm_optuna": ("val/ppl", "min")}
+    expected = {
+        "image_optuna": ("val/acc", "max"),
+        "text_optuna": ("val/acc", "max"),
+        "fasttext_optuna": ("val/acc", "max"),
+        "lm_optuna": ("val/ppl", "min"),
+    }
     for search in sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml")):
         cfg = compose_cfg(overrides=[f"hparams_search={search}"], output_dir=tmp_path)
         assert (cfg.optimized_metric, cfg.optimize_mode) == expected[search], search
 
 
-@pytest.mark.parametrize("search", ["image_optuna", "text_optuna", "lm_optuna"])
+@pytest.mark.parametrize("search", ["image_optuna", "text_optuna", "fasttext_optuna", "lm_optuna"])
 def test_every_optuna_search_point_is_a_valid_config(search: str, tmp_path) -> None:
     """Each searched parameter, at each of its choices or interval ends, composes into a model that builds."""
     from hydra import compose, initialize_config_dir
