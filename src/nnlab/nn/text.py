@@ -112,7 +112,7 @@ class WordDropout(nn.Module):
     """Word dropout (Iyyer et al. 2015; Dai & Le 2015): in training, each word of a sentence becomes ``<unk>``
     with probability ``p`` (padding stays padding). Unlike ``embed_dropout`` it removes whole words, so the
     model cannot lean on one sentiment word, and ``<unk>``'s vector learns what an unseen test word should do.
-    The identity in eval mode; no rescaling, since a token is replaced, not scaled."""
+    The identity in eval mode; no rescaling, since a token is replaced, not scaled. Formula: docs/text.md."""
 
     def __init__(self, p: float, padding_idx: int, unk_idx: int):
         super().__init__()
