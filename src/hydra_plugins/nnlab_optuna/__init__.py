@@ -34,13 +34,11 @@ def _failed_trial(ret: Any) -> TrialFailed | None:
     value = ret._return_value
     if isinstance(value, int | float) and not math.isnan(value):
         return None
-    error = "no value for the optimized metric"
     try:
-        record = json.loads((Path(ret.working_dir) / "metrics.json").read_text())
-        error = record.get("error") or (f"the metric is {value}" if value is not None else error)
+        error = json.loads((Path(ret.working_dir) / "metrics.json").read_text()).get("error")
     except (OSError, TypeError, ValueError):
-        pass
-    return TrialFailed(f"trial in {ret.working_dir} failed: {error}")
+        error = None
+    return TrialFailed(f"trial in {ret.working_dir} failed: {error or f'the optimized metric is {value}'}")
 
 
 class ResumableOptunaSweeper(OptunaSweeper):

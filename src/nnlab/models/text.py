@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from nnlab.data.text import UNK, Vocab, pad_batch
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils import ckernel
-from nnlab.utils.errors import CheckpointError, ConfigError, choice_error
+from nnlab.utils.errors import CheckpointError, ConfigError, check_rate, choice_error
 
 
 def _plain(x):
@@ -92,8 +92,7 @@ class TextClassifier(LightningModule):
             raise choice_error("model.update", update, ("autograd", "fasttext"))
         if update == "fasttext" and (encoder != "fasttext" or dropout or max_norm is not None):
             raise ConfigError("model.update=fasttext needs model.encoder=fasttext, dropout 0 and max_norm null")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
+        check_rate("model.dropout", dropout)
         if num_classes < 2:
             raise ConfigError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
         vocab = _plain(vocab)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from nnlab.utils.errors import ConfigError, choice_error
+from nnlab.utils.errors import ConfigError, check_rate, choice_error
 
 CELLS = {
     "rnn_tanh": lambda i, h: nn.RNN(i, h, nonlinearity="tanh"),
@@ -114,8 +114,8 @@ class RNNLM(nn.Module):
             "wdrop": wdrop,
         }
         for k, v in rates.items():
-            if v is not None and not 0.0 <= v < 1.0:
-                raise ConfigError(f"model.{k}={v} must be in [0, 1)")
+            if v is not None:
+                check_rate(f"model.{k}", v)
         self.cell, self.ntoken, self.nlayers = cell, ntoken, nlayers
         self.dropout = dropout
         self.dropouti = dropout if dropouti is None else dropouti

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from nnlab.utils.errors import ConfigError, DataError, choice_error
+from nnlab.utils.errors import ConfigError, DataError, check_rate, choice_error
 
 # ----------------------------------------------------------------------------------- pooling over time
 
@@ -103,9 +103,7 @@ def make_embedding(
 def _embed_dropout(p: float) -> nn.Dropout:
     """Dropout on the word vectors (each coordinate zeroed with probability p, the rest scaled by 1/(1-p)):
     the embedding table holds most of a sentence model's parameters and is what overfits small sets first."""
-    if not 0.0 <= p < 1.0:
-        raise ConfigError(f"model.embed_dropout={p} must be in [0, 1)")
-    return nn.Dropout(p)
+    return nn.Dropout(check_rate("model.embed_dropout", p))
 
 
 class WordDropout(nn.Module):
@@ -116,9 +114,8 @@ class WordDropout(nn.Module):
 
     def __init__(self, p: float, padding_idx: int, unk_idx: int):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ConfigError(f"model.word_dropout={p} must be in [0, 1)")
-        self.p, self.padding_idx, self.unk_idx = float(p), int(padding_idx), int(unk_idx)
+        self.p = check_rate("model.word_dropout", p)
+        self.padding_idx, self.unk_idx = int(padding_idx), int(unk_idx)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:

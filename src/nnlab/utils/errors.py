@@ -32,6 +32,13 @@ class TrainingError(NnlabError):
     """Training cannot go on (for example a NaN or infinite loss)."""
 
 
+def check_rate(key: str, value: float) -> float:
+    """A dropout-like probability: ``value`` if it is in [0, 1), else the standard one-line error."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{key}={value} must be in [0, 1)")
+    return float(value)
+
+
 def choice_error(key: str, value: object, choices: Iterable[str]) -> ConfigError:
     """The standard message for an unknown choice, listing the valid ones."""
     return ConfigError(f"{key}={value!r} is not a valid choice; choose one of: {', '.join(sorted(choices))}")
