@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 ENCODER_CONFIGS = {
     "cnn": dict(encoder="cnn", embed_dim=16, num_filters=8, optimizer=partial(torch.optim.Adam, lr=1e-2)),
+    "cnn_ema": dict(encoder="cnn", embed_dim=16, num_filters=8, ema=0.9, optimizer=partial(torch.optim.Adam, lr=1e-2)),
     "cnn_mean": dict(
         encoder="cnn",
         embed_dim=16,
@@ -381,3 +382,102 @@ def test_word_dropout_out_of_range_or_on_fasttext_is_one_line():
         build_encoder("fasttext", 10, 0, 8, word_dropout=0.2)
     with pytest.raises(ConfigError, match="model.unk_idx is not an option of model.encoder=cnn"):
         build_encoder("cnn", 10, 0, 8, unk_idx=3)
+
+
+# ---------------------------------------------------------------------------------- weight averaging (model.ema)
+
+
+def test_ema_follows_its_formula_and_predict_uses_it_without_losing_the_raw_weights(tiny):
+    dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
+    dm.setup("fit")
+    model = TextClassifier(**dm.model_kwargs(), encoder="cnn", embed_dim=8, num_filters=4, ema=0.6)
+    w = model.fc.weight
+    steps = [torch.randn_like(w) for _ in range(5)]
+    expect = None
+    for t, value in enumerate(steps):
+        with torch.no_grad():
+            w.copy_(value)
+        model._update_ema()
+        # the first step starts the average; step t then mixes in with weight 1 - min(d, (1 + t) / (10 + t))
+        expect = (
+            value.clone()
+            if t == 0
+            else expect * min(0.6, (1 + t) / (10 + t)) + value * (1 - min(0.6, (1 + t) / (10 + t)))
+        )
+    index = [n for n, _ in model.named_parameters()].index("fc.weight")
+    torch.testing.assert_close(model._ema[index], expect)
+    assert min(0.6, 2 / 11) == 2 / 11 and min(0.6, 5 / 14) < 0.6  # the warm-up is active at these t
+
+    texts = ["w1 good", "bad w2 w3"]
+    probs = model.predict(texts)
+    torch.testing.assert_close(w, steps[-1])  # predict swapped the average in and back out
+    plain = TextClassifier(**dm.model_kwargs(), encoder="cnn", embed_dim=8, num_filters=4)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        plain.fc.weight.copy_(expect)
+    torch.testing.assert_close(probs, plain.predict(texts))
+
+
+def test_ema_validates_on_the_average_and_the_checkpoint_stores_it(tiny, tmp_path):
+    torch.manual_seed(0)
+    dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
+    cfg = dict(ENCODER_CONFIGS["cnn"], ema=0.9)
+    model = TextClassifier(**dm_kwargs(dm), **cfg)
+    # as conf/callbacks/default.yaml: best.ckpt by val/acc, last.ckpt after every epoch
+    best_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max")
+    last_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[best_cb, last_cb],
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, dm)
+    assert best_cb.best_model_path
+    raw = {n: p.detach().clone() for n, p in model.named_parameters()}
+    avg = dict(zip(raw, model._ema, strict=True))
+    assert not model._swapped and any(not torch.equal(raw[n], avg[n]) for n in raw)
+    # last.ckpt was written at the last epoch's end, after validation had swapped the raw weights back in:
+    # its state_dict still holds the average (what val/acc scored); the raw weights ride along for resuming
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    for n in raw:
+        torch.testing.assert_close(saved["state_dict"][n], avg[n])
+        torch.testing.assert_close(saved["ema"]["raw"][n], raw[n])
+    (val_mem,) = trainer.validate(model, dm, verbose=False)  # in memory: swapped to the average
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p, raw[n])  # and back
+    on_avg = TextClassifier(**dm_kwargs(dm), **cfg)
+    on_avg.load_state_dict({**model.state_dict(), **avg})
+    quiet = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    quiet["default_root_dir"] = tmp_path
+    (val_avg,) = L.Trainer(**quiet).validate(on_avg, dm, verbose=False)
+    assert val_mem["val/loss"] == pytest.approx(val_avg["val/loss"], rel=1e-5)
+    on_raw = TextClassifier(**dm_kwargs(dm), **cfg)
+    on_raw.load_state_dict(model.state_dict())
+    (val_raw,) = L.Trainer(**quiet).validate(on_raw, dm, verbose=False)
+    assert val_raw["val/loss"] != pytest.approx(val_avg["val/loss"], rel=1e-4)
+    # evaluating a checkpoint uses its weights as stored; TextClassifier.load (predict.py) gets the average
+    fresh = TextClassifier(**dm_kwargs(dm), **cfg)
+    (val_ckpt,) = L.Trainer(**quiet).validate(fresh, dm, ckpt_path=tmp_path / "last.ckpt", verbose=False)
+    assert fresh._ema is None and val_ckpt["val/loss"] == pytest.approx(val_avg["val/loss"], rel=1e-5)
+    torch.testing.assert_close(TextClassifier.load(tmp_path / "last.ckpt").fc.weight, avg["fc.weight"])
+    # resuming a fit trains on from the raw weights and keeps the average
+    resumed = TextClassifier(**dm_kwargs(dm), **cfg)
+    L.Trainer(max_epochs=3, **quiet).fit(resumed, dm, ckpt_path=tmp_path / "last.ckpt")
+    for (n, p), a in zip(resumed.named_parameters(), resumed._ema, strict=True):
+        torch.testing.assert_close(p, raw[n])
+        torch.testing.assert_close(a, avg[n])
+
+
+def dm_kwargs(dm):
+    dm.setup("fit")
+    return dm.model_kwargs()
+
+
+def test_ema_out_of_range_is_one_line(tiny):
+    dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
+    with pytest.raises(ConfigError, match=r"model.ema=1.0: the averaging decay must be in \(0, 1\)"):
+        TextClassifier(**dm_kwargs(dm), encoder="cnn", embed_dim=8, num_filters=4, ema=1.0)

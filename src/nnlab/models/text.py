@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -55,6 +56,10 @@ class TextClassifier(LightningModule):
             gets the run's number of optimizer steps (``linear_decay``). scheduler_interval: step/epoch.
         update: ``autograd`` (backward + ``optimizer.step``) or ``fasttext``: the hand-written SGD step of
             ``fasttext_sgd_step`` (same math, no autograd; the fastText config's default, much faster per step).
+        ema: decay ``d`` of an exponential moving average of the weights, or null (off). After every step
+            ``w_ema <- d_t w_ema + (1 - d_t) w`` with ``d_t = min(d, (1 + t) / (10 + t))`` (a short warm-up, so
+            the average is not held at the random init). Validation and test run on the averaged weights, so
+            the best checkpoint stores them; training goes on from the raw ones (docs/text.md).
         **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k, embed_dropout,
             word_dropout; rnn_type, hidden_size, num_layers, bidirectional, rnn_dropout, embed_dropout,
             word_dropout; ngrams, buckets, sparse).
@@ -79,6 +84,7 @@ class TextClassifier(LightningModule):
         scheduler: Callable | None = None,
         scheduler_interval: str = "epoch",
         update: str = "autograd",
+        ema: float | None = None,
         **encoder_kwargs,
     ):
         super().__init__()
@@ -93,6 +99,8 @@ class TextClassifier(LightningModule):
         if update == "fasttext" and (encoder != "fasttext" or dropout or max_norm is not None):
             raise ConfigError("model.update=fasttext needs model.encoder=fasttext, dropout 0 and max_norm null")
         check_rate("model.dropout", dropout)
+        if ema is not None and not 0.0 < ema < 1.0:
+            raise ConfigError(f"model.ema={ema}: the averaging decay must be in (0, 1), e.g. 0.99, or null for none")
         if num_classes < 2:
             raise ConfigError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
         vocab = _plain(vocab)
@@ -112,6 +120,7 @@ class TextClassifier(LightningModule):
                 "loss_reduction": loss_reduction,
                 "scheduler_interval": scheduler_interval,
                 "update": update,
+                "ema": None if ema is None else float(ema),
                 **encoder_kwargs,
             }
         )
@@ -140,6 +149,10 @@ class TextClassifier(LightningModule):
         self.loss_reduction = loss_reduction
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        # The weights' moving average (model.ema), made at the first step; while _swapped it holds the raw weights.
+        self._ema: list[torch.Tensor] | None = None
+        self._ema_steps = 0
+        self._swapped = False
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{name}": metric
@@ -200,6 +213,78 @@ class TextClassifier(LightningModule):
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.max_norm is not None:
             max_norm_(self.fc.weight, self.max_norm)
+        if self.hparams.get("ema") is not None:
+            self._update_ema()
+
+    # ------------------------------------------------------------------ weight averaging (model.ema)
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        params = [p.detach() for p in self.parameters()]
+        if self._ema is None:
+            self._ema = [p.clone() for p in params]
+            return
+        self._ema_steps += 1
+        t = self._ema_steps
+        decay = min(self.hparams.ema, (1 + t) / (10 + t))
+        for a, p in zip(self._ema, params, strict=True):
+            a.lerp_(p.to(a.device), 1.0 - decay)
+
+    @torch.no_grad()
+    def _swap_ema(self) -> None:
+        for a, p in zip(self._ema, self.parameters(), strict=True):
+            tmp = p.detach().clone()
+            p.copy_(a)
+            a.copy_(tmp)
+        self._swapped = not self._swapped
+
+    def _ema_in(self) -> None:
+        if self._ema is not None and not self._swapped:
+            self._swap_ema()
+
+    def _ema_out(self) -> None:
+        if self._swapped:
+            self._swap_ema()
+
+    def on_validation_epoch_start(self) -> None:
+        self._ema_in()
+
+    def on_validation_end(self) -> None:
+        self._ema_out()
+
+    def on_test_epoch_start(self) -> None:
+        self._ema_in()
+
+    def on_test_end(self) -> None:
+        self._ema_out()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # ModelCheckpoint saves after validation has swapped back, so the live weights may be the raw ones:
+        # a checkpoint's state_dict always gets the average (what validation scored, what test and predict
+        # use) and keeps the raw weights aside for a resumed fit.
+        if self._ema is None:
+            return
+        names = [n for n, _ in self.named_parameters()]
+        live = [p.detach() for p in self.parameters()]
+        avg, raw = (live, self._ema) if self._swapped else (self._ema, live)
+        checkpoint["state_dict"].update({n: a.detach().clone() for n, a in zip(names, avg, strict=True)})
+        checkpoint["ema"] = {
+            "raw": {n: r.detach().clone() for n, r in zip(names, raw, strict=True)},
+            "steps": self._ema_steps,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Evaluating a checkpoint uses its weights (the average) as stored. Resuming a fit trains on from the
+        # raw weights and carries on averaging; a checkpoint from before model.ema starts a new average.
+        self._ema, self._ema_steps, self._swapped = None, 0, False
+        stored = checkpoint.get("ema")
+        if stored is None or self._trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
+            return
+        state = checkpoint["state_dict"]
+        names = [n for n, _ in self.named_parameters()]
+        device = next(self.parameters()).device
+        self._ema = [state[n].detach().to(device, copy=True) for n in names]
+        state.update(stored["raw"])
+        self._ema_steps = int(stored["steps"])
 
     # ------------------------------------------------------------------ optimization
     def configure_optimizers(self):
@@ -223,12 +308,14 @@ class TextClassifier(LightningModule):
         """Class probabilities (len(texts), num_classes) for raw sentences, tokenized as at training time."""
         was_training = self.training
         self.eval()
+        self._ema_in()
         out = []
         device = next(self.parameters()).device
         for i in range(0, len(texts), batch_size):
             ids = [torch.tensor(self.vocab.encode_text(t) or [Vocab.unk_index]) for t in texts[i : i + batch_size]]
             tokens, lengths, _ = pad_batch([(s, 0) for s in ids], self.hparams.pad_index)
             out.append(self(tokens.to(device), lengths).softmax(dim=1).cpu())
+        self._ema_out()
         self.train(was_training)
         return torch.cat(out) if out else torch.empty(0, self.hparams.num_classes)
 
