@@ -194,6 +194,25 @@ def test_nt_asgd_averages_the_weights_seen_since_the_trigger(tmp_path):
     torch.testing.assert_close(params[0].detach(), current[0])
 
 
+def test_nt_asgd_checkpoint_holds_the_average_validation_scored(tmp_path):
+    dm = corpus(tmp_path)
+    model = tiny(dm, nt_asgd=True)
+    t = trainer(max_epochs=1, default_root_dir=tmp_path)
+    t.fit(model, dm)
+    with torch.no_grad():
+        model._avg = [p.detach() + 1.0 for p in model.parameters()]
+    model._avg_n = 5
+    raw = [p.detach().clone() for p in model.parameters()]
+    # as ModelCheckpoint at an epoch's end: after validation, with the raw weights back in place
+    t.save_checkpoint(tmp_path / "avg.ckpt")
+    saved = torch.load(tmp_path / "avg.ckpt", weights_only=True)["state_dict"]
+    for (n, p), a, r in zip(model.named_parameters(), model._avg, raw, strict=True):
+        torch.testing.assert_close(saved[n], a)
+        torch.testing.assert_close(p.detach(), r)
+    loaded = LanguageModel.from_checkpoint(tmp_path / "avg.ckpt")
+    torch.testing.assert_close(loaded.net.decoder.weight, saved["net.decoder.weight"])
+
+
 def test_generation_is_reproducible_for_a_seed():
     torch.manual_seed(0)
     net = RNNLM(50, "lstm", 8, 8, 1, init_range=1.0)

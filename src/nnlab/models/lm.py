@@ -177,7 +177,6 @@ class LanguageModel(L.LightningModule):
         hist.append(loss)
 
     def on_validation_end(self) -> None:
-        # ModelCheckpoint (a callback) has saved by now, with the averaged weights in place.
         if self._swapped:
             self._swap_average()
 
@@ -225,6 +224,11 @@ class LanguageModel(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["vocab"] = list(self.vocab)
         checkpoint["nt_asgd"] = {"val_history": list(self._val_history), "avg_n": self._avg_n}
+        if self._avg is not None and not self._swapped:
+            # ModelCheckpoint saves at the epoch's end, after validation has swapped the raw weights back in:
+            # the checkpoint gets the average, which is what validation scored (and what load resumes from).
+            names = [n for n, _ in self.named_parameters()]
+            checkpoint["state_dict"].update({n: a.detach().clone() for n, a in zip(names, self._avg, strict=True)})
         checkpoint["lm_train_state"] = {
             "epoch": self.current_epoch,
             "hidden": self._hidden["train"],
