@@ -1,7 +1,7 @@
 """Pick the sentence classifiers' defaults on dev sets, then measure them on the test sets.
 
     python scripts/text_dev_sweep.py out=logs/text_dev_sweep jobs=14 [models=cnn,rnn] [seeds=1,2] [final=true]
-        [grid=full|word_dropout|smoke] [deadline_s=0] [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
+        [grid=full|word_dropout|ema|smoke] [deadline_s=0] [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
 
 Stage 1 (dev): every configuration of each model's grid below is trained with ``python train.py`` on SST-2,
 SST-1 and MR fold 0, one process per run, ``jobs`` at a time. Its score on a dataset is the validation
@@ -50,6 +50,12 @@ GRIDS = {
     "word_dropout": {
         "cnn": {"model.word_dropout": [0.0, 0.25]},
         "rnn": {"model.word_dropout": [0.0, 0.25]},
+    },
+    # weight averaging on top of the defaults; their ema=null baseline is the word_dropout grid's default row
+    # (same seeds, same CPU), so only the new value is trained
+    "ema": {
+        "cnn": {"model.ema": [0.99]},
+        "rnn": {"model.ema": [0.99]},
     },
     # a two-configuration grid for checking the pipeline end to end
     "smoke": {
