@@ -43,7 +43,8 @@ def test_image_model_on_text_data_fails_with_one_line(tmp_path):
     assert len(lines) == 1 and "(image) cannot train on data=sst2 (text)" in lines[0], res
 
 
-def test_local_text_end_to_end_then_predict(tmp_path):
+@pytest.mark.parametrize("ema", ["null", "0.9"])
+def test_local_text_end_to_end_then_predict(tmp_path, ema):
     train = _separable(tmp_path / "train.txt", 120, 0)
     test = _separable(tmp_path / "test.txt", 40, 1)
     run_dir = tmp_path / "run"
@@ -55,6 +56,7 @@ def test_local_text_end_to_end_then_predict(tmp_path):
         f"data.test={test}",
         "model.buckets=1000",
         "model.optimizer.lr=0.5",
+        f"model.ema={ema}",
         *FAST,
         "trainer.max_epochs=4",
         run_dir=run_dir,
@@ -64,7 +66,9 @@ def test_local_text_end_to_end_then_predict(tmp_path):
     assert m["status"] == "ok" and m["family"] == "TextClassifier"
     assert m["test/acc"] >= 0.9 and {"val/f1", "test/f1", "val/loss"} <= set(m)
     ckpt = run_dir / "checkpoints" / "best.ckpt"
-    assert torch.load(ckpt, weights_only=True)["nnlab"]["model_kwargs"]["class_names"] == ["neg", "pos"]
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["nnlab"]["model_kwargs"]["class_names"] == ["neg", "pos"]
+    assert ("ema" in saved) == (ema != "null")  # with model.ema: the average in state_dict, raw weights aside
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "predict.py"), f"ckpt_path={ckpt}", "w3 great w4", "awful w9"],
         capture_output=True,
