@@ -1,7 +1,8 @@
 """Pick the sentence classifiers' defaults on dev sets, then measure them on the test sets.
 
     python scripts/text_dev_sweep.py out=logs/text_dev_sweep jobs=14 [models=cnn,rnn] [seeds=1,2] [final=true]
-        [grid=full|word_dropout|ema|cnn_widths|smoke] [deadline_s=0] [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
+        [grid=full|word_dropout|ema|cnn_widths|smoke] [deadline_s=0]
+        [-- extra train.py overrides, e.g. trainer.accelerator=gpu]
 
 Stage 1 (dev): every configuration of each model's grid below is trained with ``python train.py`` on SST-2,
 SST-1 and MR fold 0, one process per run, ``jobs`` at a time. Its score on a dataset is the validation
