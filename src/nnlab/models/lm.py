@@ -31,6 +31,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import SumMetric
 
+from nnlab.models.averaging import by_name, swap_weights
 from nnlab.nn.rnnlm import RNNLM, detach_hidden
 from nnlab.utils.errors import CheckpointError, TrainingError
 
@@ -191,11 +192,7 @@ class LanguageModel(L.LightningModule):
                     a.lerp_(p, 1.0 / self._avg_n)
 
     def _swap_average(self) -> None:
-        with torch.no_grad():
-            for a, p in zip(self._avg, self.parameters()):
-                tmp = p.detach().clone()
-                p.copy_(a)
-                a.copy_(tmp)
+        swap_weights(self, self._avg)
         self._swapped = not self._swapped
 
     # --- optimization
@@ -227,8 +224,7 @@ class LanguageModel(L.LightningModule):
         if self._avg is not None and not self._swapped:
             # ModelCheckpoint saves at the epoch's end, after validation has swapped the raw weights back in:
             # the checkpoint gets the average, which is what validation scored (and what load resumes from).
-            names = [n for n, _ in self.named_parameters()]
-            checkpoint["state_dict"].update({n: a.detach().clone() for n, a in zip(names, self._avg, strict=True)})
+            checkpoint["state_dict"].update(by_name(self, self._avg))
         checkpoint["lm_train_state"] = {
             "epoch": self.current_epoch,
             "hidden": self._hidden["train"],

@@ -21,6 +21,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from nnlab.data.text import UNK, Vocab, pad_batch
+from nnlab.models.averaging import by_name, swap_weights
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils import ckernel
 from nnlab.utils.errors import CheckpointError, ConfigError, check_rate, choice_error
@@ -227,14 +228,10 @@ class TextClassifier(LightningModule):
         t = self._ema_steps
         decay = min(self.hparams.ema, (1 + t) / (10 + t))
         for a, p in zip(self._ema, params, strict=True):
-            a.lerp_(p.to(a.device), 1.0 - decay)
+            a.lerp_(p, 1.0 - decay)
 
-    @torch.no_grad()
     def _swap_ema(self) -> None:
-        for a, p in zip(self._ema, self.parameters(), strict=True):
-            tmp = p.detach().clone()
-            p.copy_(a)
-            a.copy_(tmp)
+        swap_weights(self, self._ema)
         self._swapped = not self._swapped
 
     def _ema_in(self) -> None:
@@ -263,14 +260,10 @@ class TextClassifier(LightningModule):
         # use) and keeps the raw weights aside for a resumed fit.
         if self._ema is None:
             return
-        names = [n for n, _ in self.named_parameters()]
-        live = [p.detach() for p in self.parameters()]
+        live = list(self.parameters())
         avg, raw = (live, self._ema) if self._swapped else (self._ema, live)
-        checkpoint["state_dict"].update({n: a.detach().clone() for n, a in zip(names, avg, strict=True)})
-        checkpoint["ema"] = {
-            "raw": {n: r.detach().clone() for n, r in zip(names, raw, strict=True)},
-            "steps": self._ema_steps,
-        }
+        checkpoint["state_dict"].update(by_name(self, avg))
+        checkpoint["ema"] = {"raw": by_name(self, raw), "steps": self._ema_steps}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Evaluating a checkpoint uses its weights (the average) as stored. Resuming a fit trains on from the
