@@ -26,6 +26,7 @@ import warnings
 import torch
 from torch.autograd.function import once_differentiable
 
+from nnlab.ops import _native
 from nnlab.ops._common import OpInputError
 
 
@@ -115,13 +116,76 @@ def _call(i: int, *args):
         return _EAGER[i](*args)
 
 
+# The same math through the native loops of _kernels.c (one pass per sum, no intermediates in memory). Only
+# the per-channel vectors (rstd, scale, the backward's coefficients) are computed here, with the same torch
+# expressions as above.
+
+
+def _native_dims(x: torch.Tensor, lay: str) -> tuple[int, int, int, int]:
+    """(N, C, S, rows) for _kernels.c: planar (N, C, S) or rows (M, C) with M = numel / C."""
+    C = x.shape[1]
+    S = x.numel() // (x.shape[0] * C) if lay == "planar" else 1
+    if S > 1:
+        return x.shape[0], C, S, 0
+    return x.numel() // C, C, 1, 1  # (N, C) features and channels-last maps: C is the fastest dim
+
+
+def _vec(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if t is None else t.detach().to(like.dtype).contiguous()
+
+
+def _native_forward(x, lay, mean, var, weight, bias, eps: float, training: bool):
+    dims = _native_dims(x, lay)
+    C, n = dims[1], x.numel()
+    if training:
+        mean, var = x.new_empty(C), x.new_empty(C)
+        _native.parallel(_native.fn("bn_stats", x.dtype), (x.data_ptr(), *dims, mean.data_ptr(), var.data_ptr()), C, n)
+    rstd = torch.rsqrt(var + eps)
+    scale = rstd if weight is None else rstd * _vec(weight, x)
+    shift = x.new_zeros(C) if bias is None else _vec(bias, x)
+    y = torch.empty_like(x)
+    args = (x.data_ptr(), y.data_ptr(), *dims, mean.data_ptr(), scale.data_ptr(), shift.data_ptr())
+    _native.parallel(_native.fn("bn_apply", x.dtype), args, C, n)
+    return y, mean, var, rstd
+
+
+def _native_backward(dy, x, lay, mean, rstd, weight, training: bool):
+    dims = _native_dims(x, lay)
+    C, n = dims[1], x.numel()
+    m = n // C
+    # The kernels index dy like x; a gradient in another layout is copied into x's first.
+    fmt = torch.contiguous_format if lay == "planar" else _native.memory_format(x)
+    dy = dy.contiguous(memory_format=fmt)
+    sum_dy, sum_dy_xc = x.new_empty(C), x.new_empty(C)
+    args = (dy.data_ptr(), x.data_ptr(), *dims, mean.data_ptr(), sum_dy.data_ptr(), sum_dy_xc.data_ptr())
+    _native.parallel(_native.fn("bn_bwd_sums", x.dtype), args, C, n)
+    sum_dy_xhat = sum_dy_xc * rstd
+    gamma_rstd = rstd if weight is None else rstd * _vec(weight, x)
+    if training:  # the coefficients of _bn_backward_math
+        b = -gamma_rstd * rstd * sum_dy_xhat / m
+        c = -gamma_rstd * sum_dy / m
+    else:
+        b = c = x.new_zeros(C)
+    dx = torch.empty_like(x)
+    args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), *dims, mean.data_ptr())
+    _native.parallel(
+        _native.fn("bn_bwd_apply", x.dtype), (*args, gamma_rstd.data_ptr(), b.data_ptr(), c.data_ptr()), C, n
+    )
+    return dx, sum_dy_xhat, sum_dy
+
+
 class BatchNormFunction(torch.autograd.Function):
     """y = γ·(x − μ)/√(σ² + ε) + β with batch (training) or given (eval) statistics; module docstring."""
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
+        lay = None if _FUSED["enabled"] or _native.load() is None else _native.layout(x)
+        ctx.layout = lay
         if training:
-            y, mean, var, rstd = _call(0, x, weight, bias, eps)
+            if lay is not None:
+                y, mean, var, rstd = _native_forward(x, lay, None, None, weight, bias, eps, True)
+            else:
+                y, mean, var, rstd = _call(0, x, weight, bias, eps)
             m = x.numel() // x.shape[1]
             # In place and outside autograd, exactly as torch's kernel updates its buffers.
             if running_mean is not None:
@@ -130,8 +194,11 @@ class BatchNormFunction(torch.autograd.Function):
                 unbiased = var * (m / (m - 1))
                 running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
         else:
-            mean = running_mean.to(x.dtype)
-            y, rstd = _call(1, x, mean, running_var.to(x.dtype), weight, bias, eps)
+            mean = running_mean.to(x.dtype).contiguous()
+            if lay is not None:
+                y, _, _, rstd = _native_forward(x, lay, mean, running_var.to(x.dtype), weight, bias, eps, False)
+            else:
+                y, rstd = _call(1, x, mean, running_var.to(x.dtype), weight, bias, eps)
         ctx.save_for_backward(x, mean, rstd, weight)
         ctx.training = training
         return y
@@ -140,7 +207,10 @@ class BatchNormFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy):
         x, mean, rstd, weight = ctx.saved_tensors
-        dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
+        if ctx.layout is not None and _native.load() is not None:
+            dx, dweight, dbias = _native_backward(dy, x, ctx.layout, mean, rstd, weight, ctx.training)
+        else:
+            dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
         need = ctx.needs_input_grad
         return (
             dx if need[0] else None,
