@@ -32,59 +32,85 @@
 
 /* ------------------------------------------------------------------------------------------- batch norm */
 
-/* mean and biased variance per channel c in [b, e). Sums run in double, and the mean is shifted by the channel's
-   first value K: mean = K + sum(x - K) / m. For a constant channel every x - K is exactly 0, so the mean is
-   exactly the constant and x - mean gives exact zeros (derivations §1.1); the variance is the two-pass
-   sum((x - mean)^2) / m, never the cancelling E[x^2] - mean^2. */
-void NNLAB_FN(bn_stats)(const T* x, int64_t N, int64_t C, int64_t S, int64_t rows, T* mean, T* var,
-                        int64_t b, int64_t e) {
+/* mean and biased variance per channel c in [b, e). The mean is shifted by the channel's first value K:
+   mean = K + sum(x - K) / m. For a constant channel every x - K is exactly 0, so the mean is exactly the constant
+   and x - mean gives exact zeros (derivations §1.1); the variance is the two-pass sum((x - mean)^2) / m, never
+   the cancelling E[x^2] - mean^2. Sums are taken in T over blocks (one plane, or BLOCK rows) and the blocks
+   added in double: T-speed vector loops, and an error that does not grow with the batch. */
+#ifndef BLOCK
+#define BLOCK 64
+#endif
+void NNLAB_FN(bn_stats)(const T* x, int64_t N, int64_t C, int64_t S, int64_t rows, T* mean, T* var, int64_t b,
+                        int64_t e) {
   const double m = (double)N * (double)S;
   if (!rows) {
     for (int64_t c = b; c < e; ++c) {
-      const double K = x[c * S];
+      const T K = x[c * S];
       double s = 0, q = 0;
       for (int64_t n = 0; n < N; ++n) {
         const T* p = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < S; ++i) s += (double)p[i] - K;
+        T t = 0;
+#pragma omp simd reduction(+ : t)
+        for (int64_t i = 0; i < S; ++i) t += p[i] - K;
+        s += t;
       }
-      const double mu = K + s / m;
+      const double mu = (double)K + s / m;
+      const T mt = (T)mu, corr = (T)(mu - (double)mt); /* x - mu = (x - mt) - corr, in T */
       for (int64_t n = 0; n < N; ++n) {
         const T* p = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : q)
+        T t = 0;
+#pragma omp simd reduction(+ : t)
         for (int64_t i = 0; i < S; ++i) {
-          const double d = (double)p[i] - mu;
-          q += d * d;
+          const T d = (p[i] - mt) - corr;
+          t += d * d;
         }
+        q += t;
       }
-      mean[c] = (T)mu;
+      mean[c] = mt;
       var[c] = (T)(q / m);
     }
     return;
   }
   const int64_t w = e - b;
-  double* acc = (double*)calloc((size_t)(3 * w), sizeof(double));
-  double *s = acc, *q = acc + w, *K = acc + 2 * w;
+  double* acc = (double*)calloc((size_t)(2 * w), sizeof(double));
+  T* tacc = (T*)malloc((size_t)(3 * w) * sizeof(T));
+  double *s = acc, *q = acc + w;
+  T *K = tacc, *t = tacc + w, *mt = tacc + 2 * w;
   for (int64_t c = 0; c < w; ++c) K[c] = x[b + c];
-  for (int64_t r = 0; r < N; ++r) {
-    const T* p = x + r * C + b;
+  for (int64_t r0 = 0; r0 < N; r0 += BLOCK) {
+    const int64_t r1 = r0 + BLOCK < N ? r0 + BLOCK : N;
+    for (int64_t c = 0; c < w; ++c) t[c] = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* p = x + r * C + b;
 #pragma omp simd
-    for (int64_t c = 0; c < w; ++c) s[c] += (double)p[c] - K[c];
-  }
-  for (int64_t c = 0; c < w; ++c) s[c] = K[c] + s[c] / m;  /* s now holds the mean */
-  for (int64_t r = 0; r < N; ++r) {
-    const T* p = x + r * C + b;
-#pragma omp simd
-    for (int64_t c = 0; c < w; ++c) {
-      const double d = (double)p[c] - s[c];
-      q[c] += d * d;
+      for (int64_t c = 0; c < w; ++c) t[c] += p[c] - K[c];
     }
+    for (int64_t c = 0; c < w; ++c) s[c] += t[c];
   }
   for (int64_t c = 0; c < w; ++c) {
-    mean[b + c] = (T)s[c];
+    const double mu = (double)K[c] + s[c] / m;
+    mt[c] = (T)mu;
+    K[c] = (T)(mu - (double)mt[c]); /* K now holds the rounding correction of the mean */
+  }
+  for (int64_t r0 = 0; r0 < N; r0 += BLOCK) {
+    const int64_t r1 = r0 + BLOCK < N ? r0 + BLOCK : N;
+    for (int64_t c = 0; c < w; ++c) t[c] = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* p = x + r * C + b;
+#pragma omp simd
+      for (int64_t c = 0; c < w; ++c) {
+        const T d = (p[c] - mt[c]) - K[c];
+        t[c] += d * d;
+      }
+    }
+    for (int64_t c = 0; c < w; ++c) q[c] += t[c];
+  }
+  for (int64_t c = 0; c < w; ++c) {
+    mean[b + c] = mt[c];
     var[b + c] = (T)(q[c] / m);
   }
   free(acc);
+  free(tacc);
 }
 
 /* y = (x - mean) * scale + shift per channel: centring before scaling (derivations §1.1). */
@@ -109,21 +135,24 @@ void NNLAB_FN(bn_apply)(const T* x, T* y, int64_t N, int64_t C, int64_t S, int64
   }
 }
 
-/* sum(dy) and sum(dy * (x - mean)) per channel (dbeta and dgamma / rstd of derivations §1.3), in double. */
+/* sum(dy) and sum(dy * (x - mean)) per channel (dbeta and dgamma / rstd of derivations §1.3); blocks as bn_stats. */
 void NNLAB_FN(bn_bwd_sums)(const T* dy, const T* x, int64_t N, int64_t C, int64_t S, int64_t rows,
                            const T* mean, T* sum_dy, T* sum_dy_xc, int64_t b, int64_t e) {
   if (!rows) {
     for (int64_t c = b; c < e; ++c) {
-      const double mu = mean[c];
+      const T mu = mean[c];
       double s = 0, q = 0;
       for (int64_t n = 0; n < N; ++n) {
         const T* g = dy + (n * C + c) * S;
         const T* p = x + (n * C + c) * S;
-#pragma omp simd reduction(+ : s, q)
+        T ts = 0, tq = 0;
+#pragma omp simd reduction(+ : ts, tq)
         for (int64_t i = 0; i < S; ++i) {
-          s += (double)g[i];
-          q += (double)g[i] * ((double)p[i] - mu);
+          ts += g[i];
+          tq += g[i] * (p[i] - mu);
         }
+        s += ts;
+        q += tq;
       }
       sum_dy[c] = (T)s;
       sum_dy_xc[c] = (T)q;
@@ -131,16 +160,26 @@ void NNLAB_FN(bn_bwd_sums)(const T* dy, const T* x, int64_t N, int64_t C, int64_
     return;
   }
   const int64_t w = e - b;
-  double* acc = (double*)calloc((size_t)(3 * w), sizeof(double));
-  double *s = acc, *q = acc + w, *mu = acc + 2 * w;
-  for (int64_t c = 0; c < w; ++c) mu[c] = mean[b + c];
-  for (int64_t r = 0; r < N; ++r) {
-    const T* g = dy + r * C + b;
-    const T* p = x + r * C + b;
+  double* acc = (double*)calloc((size_t)(2 * w), sizeof(double));
+  T* tacc = (T*)malloc((size_t)(2 * w) * sizeof(T));
+  double *s = acc, *q = acc + w;
+  T *ts = tacc, *tq = tacc + w;
+  const T* mu = mean + b;
+  for (int64_t r0 = 0; r0 < N; r0 += BLOCK) {
+    const int64_t r1 = r0 + BLOCK < N ? r0 + BLOCK : N;
+    for (int64_t c = 0; c < w; ++c) ts[c] = tq[c] = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* g = dy + r * C + b;
+      const T* p = x + r * C + b;
 #pragma omp simd
+      for (int64_t c = 0; c < w; ++c) {
+        ts[c] += g[c];
+        tq[c] += g[c] * (p[c] - mu[c]);
+      }
+    }
     for (int64_t c = 0; c < w; ++c) {
-      s[c] += (double)g[c];
-      q[c] += (double)g[c] * ((double)p[c] - mu[c]);
+      s[c] += ts[c];
+      q[c] += tq[c];
     }
   }
   for (int64_t c = 0; c < w; ++c) {
@@ -148,6 +187,7 @@ void NNLAB_FN(bn_bwd_sums)(const T* dy, const T* x, int64_t N, int64_t C, int64_
     sum_dy_xc[b + c] = (T)q[c];
   }
   free(acc);
+  free(tacc);
 }
 
 /* dx = a * dy + bb * (x - mean) + cc per channel: the compact form of derivations §1.3 expanded
@@ -172,6 +212,54 @@ void NNLAB_FN(bn_bwd_apply)(const T* dy, const T* x, T* dx, int64_t N, int64_t C
 #pragma omp simd
     for (int64_t c = b; c < e; ++c) o[c] = (p[c] - mean[c]) * bb[c] + cc[c] + g[c] * a[c];
   }
+}
+
+/* The whole forward for channels [b, e) in one call (a Python round trip per small vector costs more than a pass
+   over a (256, 512) batch): statistics when training (else mean/var are the given running statistics),
+   rstd = 1/sqrt(var + eps), y = (x - mean) * (gamma * rstd) + beta, and the running-statistics update
+   r <- (1 - momentum) * r + momentum * stat (the variance unbiased, m / (m - 1)); NULL pointers skip gamma, beta
+   or the update. */
+void NNLAB_FN(bn_fwd)(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* var, T* rstd, T* run_mean,
+                      T* run_var, double momentum, double eps, int64_t training, int64_t N, int64_t C, int64_t S,
+                      int64_t rows, int64_t b, int64_t e) {
+  if (training) NNLAB_FN(bn_stats)(x, N, C, S, rows, mean, var, b, e);
+  const int64_t w = e - b;
+  T* coef = (T*)malloc((size_t)(2 * w) * sizeof(T));
+  T *scale = coef - b, *shift = coef + w - b; /* indexed by channel */
+  const double m = (double)N * (double)S;
+  for (int64_t c = b; c < e; ++c) {
+    const T r = (T)1 / (T)sqrt((double)(var[c] + (T)eps));
+    rstd[c] = r;
+    scale[c] = gamma ? r * gamma[c] : r;
+    shift[c] = beta ? beta[c] : (T)0;
+    if (training && run_mean) run_mean[c] = run_mean[c] * (T)(1 - momentum) + (T)momentum * mean[c];
+    if (training && run_var)
+      run_var[c] = run_var[c] * (T)(1 - momentum) + (T)momentum * (T)((double)var[c] * (m / (m - 1)));
+  }
+  NNLAB_FN(bn_apply)(x, y, N, C, S, rows, mean, scale, shift, b, e);
+  free(coef);
+}
+
+/* The whole backward for channels [b, e): the sums, then dx by the compact form (derivations §1.3) with
+   a = gamma * rstd, bb = -a * rstd * dgamma / m, cc = -a * dbeta / m (eval: bb = cc = 0, dx = a * dy);
+   writes dgamma = rstd * sum(dy * (x - mean)) and dbeta = sum(dy). */
+void NNLAB_FN(bn_bwd)(const T* dy, const T* x, T* dx, const T* gamma, const T* mean, const T* rstd, T* dgamma,
+                      T* dbeta, int64_t training, int64_t N, int64_t C, int64_t S, int64_t rows, int64_t b,
+                      int64_t e) {
+  NNLAB_FN(bn_bwd_sums)(dy, x, N, C, S, rows, mean, dbeta, dgamma, b, e);
+  const int64_t w = e - b;
+  T* coef = (T*)malloc((size_t)(3 * w) * sizeof(T));
+  T *a = coef - b, *bb = coef + w - b, *cc = coef + 2 * w - b;
+  const T m = (T)((double)N * (double)S);
+  for (int64_t c = b; c < e; ++c) {
+    const T r = rstd[c], ga = gamma ? gamma[c] * r : r;
+    dgamma[c] = dgamma[c] * r; /* sum(dy * xhat) */
+    a[c] = ga;
+    bb[c] = training ? -ga * r * dgamma[c] / m : (T)0;
+    cc[c] = training ? -ga * dbeta[c] / m : (T)0;
+  }
+  NNLAB_FN(bn_bwd_apply)(dy, x, dx, N, C, S, rows, mean, a, bb, cc, b, e);
+  free(coef);
 }
 
 /* ----------------------------------------------------------------------------------------------- pools
@@ -354,6 +442,43 @@ void NNLAB_FN(lppool_fwd)(const T* x, T* y, double p, int64_t H, int64_t W, int6
   const double inv = 1.0 / p;
   for (int64_t it = b; it < e; ++it) {
     POOL_ITEM_SETUP
+    if (rows) { /* channels-last: the window loops outside, the channels inside (vectorised), 64 at a time */
+      for (int64_t j = 0; j < Wo; ++j)
+        for (int64_t c0 = 0; c0 < C; c0 += 64) {
+          const int64_t n = C - c0 < 64 ? C - c0 : 64;
+          const T* xw = xr + j * kw * C + c0;
+          T* yo = y + yoff + j * C + c0;
+          T M[64], sum[64];
+          for (int64_t c = 0; c < n; ++c) M[c] = sum[c] = 0;
+          for (int64_t u = 0; u < kh; ++u)
+            for (int64_t v = 0; v < kw; ++v) {
+              const T* xv = xw + (u * W + v) * C;
+#pragma omp simd
+              for (int64_t c = 0; c < n; ++c) {
+                const T a = xv[c] < 0 ? -xv[c] : xv[c];
+                M[c] = a > M[c] ? a : M[c];
+              }
+            }
+          for (int64_t u = 0; u < kh; ++u)
+            for (int64_t v = 0; v < kw; ++v) {
+              const T* xv = xw + (u * W + v) * C;
+              if (p == 2.0) {
+#pragma omp simd
+                for (int64_t c = 0; c < n; ++c) {
+                  const T r = M[c] > 0 ? (xv[c] < 0 ? -xv[c] : xv[c]) / M[c] : (T)0;
+                  sum[c] += r * r;
+                }
+              } else {
+                for (int64_t c = 0; c < n; ++c)
+                  if (M[c] > 0) sum[c] += NNLAB_FN(lp_power)(fabs(xv[c]) / M[c], p);
+              }
+            }
+#pragma omp simd
+          for (int64_t c = 0; c < n; ++c)
+            yo[c] = M[c] * (p == 2.0 ? (T)sqrt(sum[c]) : p == 1.0 ? sum[c] : (T)pow((double)sum[c], inv));
+        }
+      continue;
+    }
     for (int64_t j = 0; j < Wo; ++j) {
       const T* xw = xr + j * kw * cs;
       T* yo = y + yoff + j * nc;
@@ -381,6 +506,21 @@ void NNLAB_FN(lppool_bwd)(const T* dy, const T* x, const T* y, T* dx, double p, 
   for (int64_t it = b; it < e; ++it) {
     POOL_ITEM_SETUP
     T* dr = dx + (xr - x);
+    if (rows && p == 2.0) { /* sign(w) * |w| / y = w / y: channels inside, vectorised */
+      for (int64_t j = 0; j < Wo; ++j) {
+        const T* yv = y + yoff + j * C;
+        const T* g = dy + yoff + j * C;
+        for (int64_t u = 0; u < kh; ++u)
+          for (int64_t v = 0; v < kw; ++v) {
+            const int64_t o = j * kw * C + (u * W + v) * C;
+            const T* xv = xr + o;
+            T* dv = dr + o;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) dv[c] = yv[c] > 0 ? (xv[c] / yv[c]) * g[c] : (T)0;
+          }
+      }
+      continue;
+    }
     for (int64_t j = 0; j < Wo; ++j) {
       const T* xw = xr + j * kw * cs;
       T* dw = dr + j * kw * cs;

@@ -32,6 +32,8 @@ for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
             f"bn_apply_{_suf}": [_P, _P, *_BN, _P, _P, _P, _I, _I],
             f"bn_bwd_sums_{_suf}": [_P, _P, *_BN, _P, _P, _P, _I, _I],
             f"bn_bwd_apply_{_suf}": [_P, _P, _P, *_BN, _P, _P, _P, _P, _I, _I],
+            f"bn_fwd_{_suf}": [_P] * 9 + [_D, _D, _I, *_BN, _I, _I],
+            f"bn_bwd_{_suf}": [_P] * 8 + [_I, *_BN, _I, _I],
             f"maxpool_fwd_{_suf}": [_P, _P, _P, *_POOL],
             f"maxpool_bwd_{_suf}": [_P, _P, _P, *_POOL],
             f"avgpool_fwd_{_suf}": [_P, _P, _T, *_POOL],
@@ -50,7 +52,10 @@ _MIN_PARALLEL = 1 << 18
 def load() -> ctypes.CDLL | None:
     if _state["disabled"]:
         return None
-    return ckernel.load(_SOURCE, "NNLAB_OPS_KERNEL", _SIGNATURES)
+    lib = _state.get("lib")
+    if lib is None:  # ckernel.load caches too, but behind a lock: this is on every op's hot path
+        lib = _state["lib"] = ckernel.load(_SOURCE, "NNLAB_OPS_KERNEL", _SIGNATURES)
+    return lib
 
 
 @contextlib.contextmanager

@@ -130,48 +130,63 @@ def _native_dims(x: torch.Tensor, lay: str) -> tuple[int, int, int, int]:
     return x.numel() // C, C, 1, 1  # (N, C) features and channels-last maps: C is the fastest dim
 
 
-def _vec(t: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
-    return None if t is None else t.detach().to(like.dtype).contiguous()
+def _ptr(t: torch.Tensor | None, like: torch.Tensor) -> tuple[int | None, torch.Tensor | None]:
+    """A per-channel vector as the kernels read it (x's dtype, contiguous); the tensor keeps it alive."""
+    if t is None:
+        return None, None
+    t = t.detach()
+    if t.dtype != like.dtype or not t.is_contiguous():
+        t = t.to(like.dtype).contiguous()
+    return t.data_ptr(), t
 
 
-def _native_forward(x, lay, mean, var, weight, bias, eps: float, training: bool):
+def _native_forward(x, lay, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float):
+    """bn_fwd of _kernels.c: statistics, y and the running-statistics update in one call per thread."""
     dims = _native_dims(x, lay)
-    C, n = dims[1], x.numel()
+    C = dims[1]
+    y = torch.empty_like(x)
     if training:
         mean, var = x.new_empty(C), x.new_empty(C)
-        _native.parallel(_native.fn("bn_stats", x.dtype), (x.data_ptr(), *dims, mean.data_ptr(), var.data_ptr()), C, n)
-    rstd = torch.rsqrt(var + eps)
-    scale = rstd if weight is None else rstd * _vec(weight, x)
-    shift = x.new_zeros(C) if bias is None else _vec(bias, x)
-    y = torch.empty_like(x)
-    args = (x.data_ptr(), y.data_ptr(), *dims, mean.data_ptr(), scale.data_ptr(), shift.data_ptr())
-    _native.parallel(_native.fn("bn_apply", x.dtype), args, C, n)
-    return y, mean, var, rstd
+        # The kernel updates buffers in place only when it can write them directly; else they are updated here.
+        direct = [r is not None and r.dtype == x.dtype and r.is_contiguous() for r in (running_mean, running_var)]
+        rm = running_mean.data_ptr() if direct[0] else None
+        rv = running_var.data_ptr() if direct[1] else None
+    else:
+        (_, mean), (_, var) = _ptr(running_mean, x), _ptr(running_var, x)
+        rm = rv = None
+    rstd = x.new_empty(C)
+    (w, _keep_w), (b, _keep_b) = _ptr(weight, x), _ptr(bias, x)
+    args = (x.data_ptr(), y.data_ptr(), w, b, mean.data_ptr(), var.data_ptr(), rstd.data_ptr(), rm, rv)
+    _native.parallel(_native.fn("bn_fwd", x.dtype), (*args, momentum, eps, int(training), *dims), C, x.numel())
+    if training:
+        m = x.numel() // C
+        if running_mean is not None and rm is None:
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+        if running_var is not None and rv is None:
+            unbiased = var * (m / (m - 1))
+            running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+    return y, mean, rstd
 
 
 def _native_backward(dy, x, lay, mean, rstd, weight, training: bool):
+    """bn_bwd of _kernels.c: the sums and dx by the compact form in one call per thread."""
     dims = _native_dims(x, lay)
-    C, n = dims[1], x.numel()
-    m = n // C
-    # The kernels index dy like x; a gradient in another layout is copied into x's first.
-    fmt = torch.contiguous_format if lay == "planar" else _native.memory_format(x)
-    dy = dy.contiguous(memory_format=fmt)
-    sum_dy, sum_dy_xc = x.new_empty(C), x.new_empty(C)
-    args = (dy.data_ptr(), x.data_ptr(), *dims, mean.data_ptr(), sum_dy.data_ptr(), sum_dy_xc.data_ptr())
-    _native.parallel(_native.fn("bn_bwd_sums", x.dtype), args, C, n)
-    sum_dy_xhat = sum_dy_xc * rstd
-    gamma_rstd = rstd if weight is None else rstd * _vec(weight, x)
-    if training:  # the coefficients of _bn_backward_math
-        b = -gamma_rstd * rstd * sum_dy_xhat / m
-        c = -gamma_rstd * sum_dy / m
-    else:
-        b = c = x.new_zeros(C)
+    C = dims[1]
+    if lay == "planar":
+        dy = dy.contiguous()
+    elif not dy.is_contiguous(memory_format=_native.memory_format(x)):
+        dy = dy.contiguous(memory_format=_native.memory_format(x))  # the kernels index dy like x
     dx = torch.empty_like(x)
-    args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), *dims, mean.data_ptr())
+    dweight, dbias = x.new_empty(C), x.new_empty(C)
+    w, _keep = _ptr(weight, x)
+    args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), w, mean.data_ptr(), rstd.data_ptr())
     _native.parallel(
-        _native.fn("bn_bwd_apply", x.dtype), (*args, gamma_rstd.data_ptr(), b.data_ptr(), c.data_ptr()), C, n
+        _native.fn("bn_bwd", x.dtype),
+        (*args, dweight.data_ptr(), dbias.data_ptr(), int(training), *dims),
+        C,
+        x.numel(),
     )
-    return dx, sum_dy_xhat, sum_dy
+    return dx, dweight, dbias
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -181,11 +196,10 @@ class BatchNormFunction(torch.autograd.Function):
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
         lay = None if _FUSED["enabled"] or _native.load() is None else _native.layout(x)
         ctx.layout = lay
-        if training:
-            if lay is not None:
-                y, mean, var, rstd = _native_forward(x, lay, None, None, weight, bias, eps, True)
-            else:
-                y, mean, var, rstd = _call(0, x, weight, bias, eps)
+        if lay is not None:
+            y, mean, rstd = _native_forward(x, lay, running_mean, running_var, weight, bias, training, momentum, eps)
+        elif training:
+            y, mean, var, rstd = _call(0, x, weight, bias, eps)
             m = x.numel() // x.shape[1]
             # In place and outside autograd, exactly as torch's kernel updates its buffers.
             if running_mean is not None:
@@ -194,11 +208,8 @@ class BatchNormFunction(torch.autograd.Function):
                 unbiased = var * (m / (m - 1))
                 running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
         else:
-            mean = running_mean.to(x.dtype).contiguous()
-            if lay is not None:
-                y, _, _, rstd = _native_forward(x, lay, mean, running_var.to(x.dtype), weight, bias, eps, False)
-            else:
-                y, rstd = _call(1, x, mean, running_var.to(x.dtype), weight, bias, eps)
+            mean = running_mean.to(x.dtype)
+            y, rstd = _call(1, x, mean, running_var.to(x.dtype), weight, bias, eps)
         ctx.save_for_backward(x, mean, rstd, weight)
         ctx.training = training
         return y
