@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python scripts/bench_ops.py [--threads 1,2] [--min-run 0.5] [--rounds 3] [--out bench_ops.json]
     PYTHONPATH=src python scripts/bench_ops.py --device cuda        # on a GPU (ours: torch primitives there)
+    PYTHONPATH=src python scripts/bench_ops.py --train 100 --threads 2   # + Fashion-MNIST seconds per epoch
 
 float32, ``torch.utils.benchmark`` (blocked autorange, median). Each case times ours and torch's alternately for
 ``--rounds`` rounds and reports the median of each, so that a change in machine load hits both. The 1-minute
@@ -13,12 +14,16 @@ Target (issue 21): every op with a torch counterpart within 1.3x of torch at 1 a
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -179,6 +184,80 @@ def run_table(threads: int, a: argparse.Namespace) -> dict:
     return {"threads": threads, "load_before": load_before, "load_after": load1(), "rows": rows}
 
 
+# The image run of issue 21: the ConvNet on Fashion-MNIST with our ops against torch's layers, same seed and
+# batch count. Seconds per epoch from the EpochTimer callback; the first epoch (allocator, first calls) is skipped.
+TRAIN_SIDES = {
+    "ours": ["model.conv=ours", "model.norm=batch", "model.pool=max"],
+    "torch": ["model.conv=torch", "model.norm=torch_batch", "model.pool=torch_max"],
+}
+
+
+def train_epoch_seconds(side: str, batches: int, epochs: int, threads: int, device: str) -> list[float]:
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="bench_ops_train_") as run_dir:
+        cmd = [
+            sys.executable,
+            str(root / "train.py"),
+            "data=fashion_mnist",
+            "model=convnet",
+            *TRAIN_SIDES[side],
+            "seed=0",
+            f"threads={threads}",
+            f"trainer.max_epochs={epochs}",
+            f"+trainer.limit_train_batches={batches}",
+            "+trainer.limit_val_batches=0",
+            "trainer.enable_progress_bar=false",
+            *(["trainer=gpu"] if device == "cuda" else []),
+            "logger=csv",
+            "test=false",
+            "callbacks.early_stopping=null",
+            "callbacks.model_checkpoint=null",
+            "+callbacks.epoch_timer._target_=nnlab.utils.epoch_timer.EpochTimer",
+            f"hydra.run.dir={run_dir}",
+        ]
+        subprocess.run(cmd, check=True, cwd=root, capture_output=True, text=True)
+        with open(Path(run_dir) / "csv" / "metrics.csv") as f:
+            return [float(r["time/epoch_s"]) for r in csv.DictReader(f) if r.get("time/epoch_s")]
+
+
+def run_train(a: argparse.Namespace, threads: int) -> dict:
+    load_before = load1()
+    secs: dict[str, list[float]] = {"ours": [], "torch": []}
+    for _ in range(a.rounds):  # alternate sides, as the op rows do
+        for side in secs:
+            secs[side] += train_epoch_seconds(side, a.train, a.train_epochs, threads, a.device)[1:]
+    ours, theirs = statistics.median(secs["ours"]), statistics.median(secs["torch"])
+    row = {
+        "run": "fashion_mnist convnet",
+        "batches_per_epoch": a.train,
+        "batch_size": 128,
+        "threads": threads,
+        "ours": TRAIN_SIDES["ours"],
+        "torch": TRAIN_SIDES["torch"],
+        "ours_s_per_epoch": ours,
+        "torch_s_per_epoch": theirs,
+        "ours_epochs_s": secs["ours"],
+        "torch_epochs_s": secs["torch"],
+        "ratio": ours / theirs,
+        "target": 1.2,
+        "meets_target": ours / theirs <= 1.2,
+        "load_before": load_before,
+        "load_after": load1(),
+    }
+    ok = max(row["load_before"], row["load_after"]) <= a.max_load or a.allow_load
+    print(
+        f"\nFashion-MNIST ConvNet, {a.train} batches of 128 per epoch, {threads} thread(s), seed 0, median over "
+        f"epochs 2..{a.train_epochs} x {a.rounds} round(s); load {row['load_before']:.2f} before, "
+        f"{row['load_after']:.2f} after"
+    )
+    ratio = f"{row['ratio']:.2f}x" if ok else "(load)"
+    print(f"  ours  ({' '.join(TRAIN_SIDES['ours'])}): {ours:.2f} s/epoch")
+    print(f"  torch ({' '.join(TRAIN_SIDES['torch'])}): {theirs:.2f} s/epoch")
+    print(f"  ours/torch {ratio} (target <= 1.2)")
+    row["ratio_valid"] = ok
+    return row
+
+
 def print_table(t: dict, device: str, max_load: float, allow: bool) -> bool:
     load = max(t["load_before"], t["load_after"])
     ok_load = load <= max_load or allow
@@ -209,16 +288,25 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated op names to run")
     ap.add_argument("--fused", action="store_true", help="also the torch.compile batch norm (compiles 20-60 s)")
     ap.add_argument("--extra", action="store_true", help="also stochastic/mixed pooling (no torch counterpart)")
+    ap.add_argument("--train", type=int, default=0, help="also the Fashion-MNIST epoch row, with N batches/epoch")
+    ap.add_argument("--train-epochs", type=int, default=3)
+    ap.add_argument("--train-only", action="store_true", help="only the Fashion-MNIST row")
     ap.add_argument("--max-load", type=float, default=1.5)
     ap.add_argument("--allow-load", action="store_true", help="report ratios even above --max-load")
     a = ap.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_ops: --device cuda but torch.cuda.is_available() is False")
-    tables, ok = [], True
+    tables, train, ok = [], [], True
     for threads in (int(t) for t in a.threads.split(",")):
-        t = run_table(threads, a)
-        ok = print_table(t, a.device, a.max_load, a.allow_load) and ok
-        tables.append(t)
+        if not a.train_only:
+            t = run_table(threads, a)
+            ok = print_table(t, a.device, a.max_load, a.allow_load) and ok
+            tables.append(t)
+        if a.train or a.train_only:
+            a.train = a.train or 100
+            row = run_train(a, threads)
+            ok = row["ratio_valid"] and ok
+            train.append(row)
     meta = {
         "torch": torch.__version__,
         "dtype": "float32",
@@ -231,6 +319,7 @@ def main() -> None:
         "max_load": a.max_load,
         "ratios_valid": ok,
         "tables": tables,
+        "train": train,
     }
     with open(a.out, "w") as f:
         json.dump(meta, f, indent=2)
