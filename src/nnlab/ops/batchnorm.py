@@ -16,6 +16,10 @@ Backward (derivations §1.3, compact form):
 
 In eval mode the running statistics replace μ and σ², so y is affine in x: dx = γ·dy/√(σ_run² + ε)
 (training always normalizes with the batch statistics, with or without running buffers).
+
+On CPU, for contiguous or channels-last float tensors, these formulas run as the native loops of ``_kernels.c``
+(``bn_fwd``/``bn_bwd``: one call per direction, threads over channels); elsewhere, or without a C compiler
+(``NNLAB_OPS_KERNEL=torch``), as the torch code below. Both centre before scaling.
 """
 
 from __future__ import annotations

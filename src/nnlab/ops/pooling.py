@@ -12,6 +12,10 @@ input positions (``Windows.scatter``: overlapping windows sum, padding is droppe
     gated       y = α·max + (1−α)·avg,  α = σ(ωᵀw)                                 (§3.5)
     k-max (1-D) the k largest values in their original order                       (§3.6)
     global      avg / max over all of H×W                                          (§3.7)
+
+Max, avg and Lp pooling over tiled windows (stride = kernel, no padding), the ConvNet's case, run as the native
+loops of ``_kernels.c`` on CPU float maps (contiguous or channels-last); the torch code here is the general case
+and the fallback without a C compiler (``NNLAB_OPS_KERNEL=torch``).
 """
 
 from __future__ import annotations
