@@ -268,6 +268,77 @@ void NNLAB_FN(bn_bwd)(const T* dy, const T* x, T* dx, const T* gamma, const T* m
   free(coef);
 }
 
+/* Rows layout split by rows rather than channels (for several threads on channels-last maps: a column split makes
+   every thread stream the whole tensor). Each thread sums rows [r0, r1) into its own slot of part (C doubles per
+   slot, or 2 C for the backward); the caller adds the slots and calls the next pass. */
+void NNLAB_FN(bn_rows_sum)(const T* x, int64_t C, const T* K, double* part, int64_t slot, int64_t r0, int64_t r1) {
+  double* s = part + slot * C;
+  T t[C];
+  for (int64_t a = r0; a < r1; a += BLOCK) {
+    const int64_t b = a + BLOCK < r1 ? a + BLOCK : r1;
+    for (int64_t c = 0; c < C; ++c) t[c] = 0;
+    for (int64_t r = a; r < b; ++r) {
+      const T* p = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) t[c] += p[c] - K[c];
+    }
+    for (int64_t c = 0; c < C; ++c) s[c] += t[c];
+  }
+}
+
+void NNLAB_FN(bn_rows_sq)(const T* x, int64_t C, const T* mt, const T* corr, double* part, int64_t slot, int64_t r0,
+                          int64_t r1) {
+  double* s = part + slot * C;
+  T t[C];
+  for (int64_t a = r0; a < r1; a += BLOCK) {
+    const int64_t b = a + BLOCK < r1 ? a + BLOCK : r1;
+    for (int64_t c = 0; c < C; ++c) t[c] = 0;
+    for (int64_t r = a; r < b; ++r) {
+      const T* p = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const T d = (p[c] - mt[c]) - corr[c];
+        t[c] += d * d;
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) s[c] += t[c];
+  }
+}
+
+void NNLAB_FN(bn_rows_bsum)(const T* dy, const T* x, int64_t C, const T* mean, double* part, int64_t slot,
+                            int64_t r0, int64_t r1) {
+  double *s = part + 2 * slot * C, *q = s + C;
+  T ts[C], tq[C];
+  for (int64_t a = r0; a < r1; a += BLOCK) {
+    const int64_t b = a + BLOCK < r1 ? a + BLOCK : r1;
+    for (int64_t c = 0; c < C; ++c) ts[c] = tq[c] = 0;
+    for (int64_t r = a; r < b; ++r) {
+      const T *g = dy + r * C, *p = x + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        ts[c] += g[c];
+        tq[c] += g[c] * (p[c] - mean[c]);
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      s[c] += ts[c];
+      q[c] += tq[c];
+    }
+  }
+}
+
+void NNLAB_FN(bn_rows_apply)(const T* x, T* y, int64_t C, const T* mean, const T* scale, const T* shift,
+                             int64_t slot, int64_t r0, int64_t r1) {
+  (void)slot;
+  NNLAB_FN(bn_apply)(x + r0 * C, y + r0 * C, r1 - r0, C, 1, 1, mean, scale, shift, 0, C);
+}
+
+void NNLAB_FN(bn_rows_bwd_apply)(const T* dy, const T* x, T* dx, int64_t C, const T* mean, const T* a, const T* bb,
+                                 const T* cc, int64_t slot, int64_t r0, int64_t r1) {
+  (void)slot;
+  NNLAB_FN(bn_bwd_apply)(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, 1, 1, mean, a, bb, cc, 0, C);
+}
+
 /* ----------------------------------------------------------------------------------------------- pools
 
    Tiled windows only (stride = kernel, no padding or dilation): each input element lies in at most one window.

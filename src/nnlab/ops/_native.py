@@ -34,6 +34,11 @@ for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
             f"bn_bwd_apply_{_suf}": [_P, _P, _P, *_BN, _P, _P, _P, _P, _I, _I],
             f"bn_fwd_{_suf}": [_P] * 9 + [_D, _D, _I, *_BN, _I, _I],
             f"bn_bwd_{_suf}": [_P] * 8 + [_I, *_BN, _I, _I],
+            f"bn_rows_sum_{_suf}": [_P, _I, _P, _P, _I, _I, _I],
+            f"bn_rows_sq_{_suf}": [_P, _I, _P, _P, _P, _I, _I, _I],
+            f"bn_rows_bsum_{_suf}": [_P, _P, _I, _P, _P, _I, _I, _I],
+            f"bn_rows_apply_{_suf}": [_P, _P, _I, _P, _P, _P, _I, _I, _I],
+            f"bn_rows_bwd_apply_{_suf}": [_P, _P, _P, _I, _P, _P, _P, _P, _I, _I, _I],
             f"maxpool_fwd_{_suf}": [_P, _P, _P, *_POOL],
             f"maxpool_bwd_{_suf}": [_P, _P, _P, *_POOL],
             f"avgpool_fwd_{_suf}": [_P, _P, _T, *_POOL],
@@ -93,6 +98,25 @@ def fn(name: str, dtype: torch.dtype) -> Callable:
     lib = load()
     assert lib is not None
     return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
+def threads_for(total: int, numel: int) -> int:
+    return min(torch.get_num_threads(), total, max(1, numel // _MIN_PARALLEL))
+
+
+def parallel_slots(f: Callable, args: tuple, total: int, threads: int) -> None:
+    """``f(*args, slot, begin, end)`` for ``threads`` disjoint ranges of [0, total); slot = the range's index."""
+    global _pool
+    if threads <= 1:
+        f(*args, 0, 0, total)
+        return
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    bounds = [total * t // threads for t in range(threads + 1)]
+    futures = [_pool.submit(f, *args, t, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    f(*args, 0, bounds[0], bounds[1])
+    for fut in futures:
+        fut.result()
 
 
 def parallel(f: Callable, args: tuple, total: int, numel: int) -> None:

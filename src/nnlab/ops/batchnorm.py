@@ -144,10 +144,73 @@ def _ptr(t: torch.Tensor | None, like: torch.Tensor) -> tuple[int | None, torch.
     return t.data_ptr(), t
 
 
+def _rows_split(x: torch.Tensor, dims) -> int:
+    """Threads for splitting a rows-layout tensor by rows (0: one call of the channel-split kernels is better)."""
+    if not dims[3]:
+        return 0
+    t = _native.threads_for(dims[0], x.numel())
+    return t if t > 1 else 0
+
+
+def _rows_forward(x, dims, threads, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Channels-last training/eval forward split by rows: the passes of bn_fwd, the per-channel sums combined
+    here (in double) between them; the same formulas (shifted mean, two-pass variance, centring first)."""
+    M, C = dims[0], dims[1]
+    rows = x.permute(0, *range(2, x.dim()), 1).reshape(M, C)  # a view: x is channels-last
+    if training:
+        K = rows[0].contiguous()
+        part = torch.zeros(threads, C, dtype=torch.float64)
+        f = _native.fn("bn_rows_sum", x.dtype)
+        _native.parallel_slots(f, (x.data_ptr(), C, K.data_ptr(), part.data_ptr()), M, threads)
+        mean_d = K.double() + part.sum(0) / M
+        mean = mean_d.to(x.dtype)
+        corr = (mean_d - mean.double()).to(x.dtype)
+        part.zero_()
+        f = _native.fn("bn_rows_sq", x.dtype)
+        _native.parallel_slots(f, (x.data_ptr(), C, mean.data_ptr(), corr.data_ptr(), part.data_ptr()), M, threads)
+        var = (part.sum(0) / M).to(x.dtype)
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+        if running_var is not None:
+            running_var.mul_(1 - momentum).add_((var * (M / (M - 1))).to(running_var.dtype), alpha=momentum)
+    else:
+        mean, var = running_mean.to(x.dtype).contiguous(), running_var.to(x.dtype)
+    rstd = 1 / torch.sqrt(var + eps)
+    scale = (rstd if weight is None else rstd * weight.detach().to(x.dtype)).contiguous()
+    shift = x.new_zeros(C) if bias is None else bias.detach().to(x.dtype).contiguous()
+    y = torch.empty_like(x)
+    args = (x.data_ptr(), y.data_ptr(), C, mean.data_ptr(), scale.data_ptr(), shift.data_ptr())
+    _native.parallel_slots(_native.fn("bn_rows_apply", x.dtype), args, M, threads)
+    return y, mean, rstd
+
+
+def _rows_backward(dy, x, dims, threads, mean, rstd, weight, training):
+    M, C = dims[0], dims[1]
+    part = torch.zeros(threads, 2, C, dtype=torch.float64)
+    f = _native.fn("bn_rows_bsum", x.dtype)
+    _native.parallel_slots(f, (dy.data_ptr(), x.data_ptr(), C, mean.data_ptr(), part.data_ptr()), M, threads)
+    sums = part.sum(0).to(x.dtype)
+    sum_dy, sum_dy_xhat = sums[0], sums[1] * rstd
+    gamma_rstd = rstd if weight is None else rstd * weight.detach().to(x.dtype)
+    if training:  # the coefficients of _bn_backward_math
+        b = (-gamma_rstd * rstd * sum_dy_xhat / M).contiguous()
+        c = (-gamma_rstd * sum_dy / M).contiguous()
+    else:
+        b = c = x.new_zeros(C)
+    a = gamma_rstd.contiguous()
+    dx = torch.empty_like(x)
+    args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), C, mean.data_ptr(), a.data_ptr(), b.data_ptr(), c.data_ptr())
+    _native.parallel_slots(_native.fn("bn_rows_bwd_apply", x.dtype), args, M, threads)
+    return dx, sum_dy_xhat, sum_dy
+
+
 def _native_forward(x, lay, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float):
     """bn_fwd of _kernels.c: statistics, y and the running-statistics update in one call per thread."""
     dims = _native_dims(x, lay)
     C = dims[1]
+    threads = _rows_split(x, dims)
+    if threads:
+        return _rows_forward(x, dims, threads, running_mean, running_var, weight, bias, training, momentum, eps)
     y = torch.empty_like(x)
     if training:
         mean, var = x.new_empty(C), x.new_empty(C)
@@ -180,6 +243,9 @@ def _native_backward(dy, x, lay, mean, rstd, weight, training: bool):
         dy = dy.contiguous()
     elif not dy.is_contiguous(memory_format=_native.memory_format(x)):
         dy = dy.contiguous(memory_format=_native.memory_format(x))  # the kernels index dy like x
+    threads = _rows_split(x, dims)
+    if threads:
+        return _rows_backward(dy, x, dims, threads, mean, rstd, weight, training)
     dx = torch.empty_like(x)
     dweight, dbias = x.new_empty(C), x.new_empty(C)
     w, _keep = _ptr(weight, x)
