@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, ROOT, compose_cfg, run_cli
+from conftest import FAST, ROOT, compose_cfg, make_image_folder, run_cli
 from nnlab.data import LocalTextDataModule
 from nnlab.report import write_report
 from nnlab.train import run
@@ -65,7 +65,11 @@ def test_pickled_object_in_checkpoint_is_refused(tmp_path) -> None:
 
 
 def test_checkpoint_of_other_labels_is_refused(trained, tmp_path) -> None:
-    r = run_cli("eval.py", f"ckpt_path={trained}/checkpoints/best.ckpt", "data=fashion_mnist", run_dir=tmp_path / "e")
+    pets = make_image_folder(tmp_path / "pets", {"cat": 6, "dog": 6})  # digits' shape, other class names
+    r = run_cli(
+        "eval.py", f"ckpt_path={trained}/checkpoints/best.ckpt", "data=image_folder", f"data.path={pets}",
+        run_dir=tmp_path / "e",
+    )  # fmt: skip
     assert r.rc == 2 and "trained with another class_names" in r.stderr and "Traceback" not in r.stderr, r
 
 
