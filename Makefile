@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
-export DATA_DIR ?= $(abspath ../shared/data)
+# datasets are looked for (and downloads cached) here; CI points it at its shared copy
+export DATA_DIR ?= $(abspath data)
 export TORCHINDUCTOR_CACHE_DIR ?= $(abspath logs/.inductor)
 
 .PHONY: install train test test-slow test-all lint format sweep-demo bench-peers clean help
@@ -57,7 +58,7 @@ sweep-demo: install
 # Peer programs for side-by-side benchmarks only (the C++ fastText), in their own venv: they need numpy 1.26.
 bench-peers: install
 	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
-	.venv-peers/bin/pip install -q -r ../shared/requirements-peers.txt
+	.venv-peers/bin/pip install -q -r scripts/requirements-peers.txt
 	$(PY) scripts/bench_fasttext.py --peer-python .venv-peers/bin/python
 
 clean:

@@ -10,13 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
+import pytorch_lightning as L
 import torch
 from hydra.utils import get_class
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from conftest import FAST, ROOT, compose_cfg, run_cli
 from nnlab.data.corpus import CorpusDataModule

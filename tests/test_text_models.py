@@ -6,8 +6,8 @@ import sys
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import pytest
+import pytorch_lightning as L
 import torch
 
 from nnlab.data.text import LocalTextDataModule, Vocab
@@ -424,8 +424,8 @@ def test_ema_validates_on_the_average_and_the_checkpoint_stores_it(tiny, tmp_pat
     cfg = dict(ENCODER_CONFIGS["cnn"], ema=0.9)
     model = TextClassifier(**dm_kwargs(dm), **cfg)
     # as conf/callbacks/default.yaml: best.ckpt by val/acc, last.ckpt after every epoch
-    best_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max")
-    last_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
+    best_cb = L.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max")
+    last_cb = L.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
     trainer = L.Trainer(
         max_epochs=3,
         logger=False,

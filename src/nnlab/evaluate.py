@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import lightning as L
+import pytorch_lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
+import pytorch_lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 

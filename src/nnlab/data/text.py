@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning import LightningDataModule
+from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nnlab.data.hub import load_hub

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
-from lightning.pytorch.trainer.states import TrainerFn
+from pytorch_lightning import LightningModule
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 

@@ -1,4 +1,4 @@
-"""Lightning callbacks of nnlab's own (everything else comes from lightning.pytorch.callbacks)."""
+"""Lightning callbacks of nnlab's own (everything else comes from pytorch_lightning.callbacks)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import math
 import random
 from pathlib import Path
 
-import lightning as L
 import numpy as np
+import pytorch_lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import TrainingError
