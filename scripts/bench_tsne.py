@@ -18,18 +18,15 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from nnlab.data import load_image_arrays  # noqa: E402
-from nnlab.tsne import TSNE, joint_probabilities, kl_gradient, knn_accuracy, trustworthiness  # noqa: E402
-from nnlab.utils.subsets import balanced_subset  # noqa: E402
+from nnlab.data import load_image_arrays
+from nnlab.tsne import TSNE, joint_probabilities, kl_gradient, knn_accuracy, trustworthiness
+from nnlab.utils.subsets import balanced_subset
 
 PERPLEXITY = 30.0
 

@@ -1,4 +1,4 @@
-"""scripts/report.py on a synthetic sweep dir: aggregation, failures, sorting, HTML, clear errors."""
+"""nnlab report (scripts/report.py) on a synthetic sweep dir: aggregation, failures, sorting, HTML, clear errors."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_report_files_and_self_contained_html(tmp_path) -> None:
 def test_empty_or_foreign_dir_is_one_clear_line(tmp_path) -> None:
     with pytest.raises(DataError, match="holds no sweep jobs"):
         load_jobs(tmp_path)
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), str(tmp_path / "nope")],
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), f"sweep_dir={tmp_path / 'nope'}"],
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
 
@@ -75,7 +75,7 @@ def test_empty_or_foreign_dir_is_one_clear_line(tmp_path) -> None:
 def test_cli_prints_table_and_says_offline_for_wandb(tmp_path, monkeypatch) -> None:
     make_sweep(tmp_path)
     env = {"WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), str(tmp_path), "--wandb"],
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), f"sweep_dir={tmp_path}", "wandb=true"],
                        capture_output=True, text=True, env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "6 jobs (1 failed)" in r.stdout and "| lp |" in r.stdout
@@ -106,11 +106,8 @@ def test_report_html_renders_in_headless_chromium(tmp_path) -> None:
 def test_wandb_report_has_the_sweeps_group_its_metric_and_one_chart_per_swept_key(tmp_path) -> None:
     """The W&B Report is built offline from the sweep (saving it needs a login): the runset selects the runs
     train.py grouped under the sweep dir's name."""
-    import importlib.util
+    import nnlab.cli.report as cli
 
-    spec = importlib.util.spec_from_file_location("report_cli", ROOT / "scripts" / "report.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     sweep = make_sweep(tmp_path / "2026-11-25_10-00-00_123")
     out = write_report(sweep)
     report = cli.build_wandb_report(sweep, out["metric"], out["keys"], "nnlab", "someone")

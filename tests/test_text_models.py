@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -152,16 +151,13 @@ def test_checkpoint_round_trip_with_vocab_weights_only_and_predict_script(tiny, 
     torch.testing.assert_close(loaded.predict(texts), model.predict(texts))
     assert loaded.predict(texts).argmax(1).tolist() == [1, 0, 0]
     # predict.py in-process (tests/test_text_cli.py runs it as a subprocess on a train.py checkpoint)
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import predict
-    finally:
-        sys.path.pop(0)
-    assert predict.main([f"ckpt_path={ckpt}", *texts[:2]]) == 0
+    from nnlab.cli import main as nnlab
+
+    assert nnlab(["predict", f"ckpt_path={ckpt}", *texts[:2]]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert rows[0].split()[0] == "pos" and rows[1].split()[0] == "neg"
     assert "pos=" in rows[0] and "neg=" in rows[0]
-    assert predict.main([f"ckpt_path={tmp_path}/no.ckpt", "x"]) == 2
+    assert nnlab(["predict", f"ckpt_path={tmp_path}/no.ckpt", "x"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no.ckpt" in err
 
