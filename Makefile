@@ -53,13 +53,13 @@ SWEEP_DEMO_DIR := logs/sweep-demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 endif
 sweep-demo: install
 	$(PY) train.py experiment=sweep_demo hydra.sweep.dir=$(SWEEP_DEMO_DIR)
-	$(PY) scripts/report.py $(SWEEP_DEMO_DIR)
+	$(PY) scripts/report.py sweep_dir=$(SWEEP_DEMO_DIR)
 
 # Peer programs for side-by-side benchmarks only (the C++ fastText), in their own venv: they need numpy 1.26.
 bench-peers: install
 	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/pip install -q -r scripts/requirements-peers.txt
-	$(PY) scripts/bench_fasttext.py --peer-python .venv-peers/bin/python
+	$(PY) scripts/bench_fasttext.py peer_python=.venv-peers/bin/python
 
 clean:
 	rm -rf logs .pytest_cache .ruff_cache

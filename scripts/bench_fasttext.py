@@ -1,21 +1,20 @@
 """nnlab's fastText against the C++ fastText: same data, same hyperparameters, accuracy and fit time.
 
-    python scripts/bench_fasttext.py [--peer-python .venv-peers/bin/python] [--repeats 5] [--ngrams 1 2]
+    python scripts/bench_fasttext.py [peer_python=.venv-peers/bin/python] [repeats=5] [ngrams=[1,2]]
 
 Data: SST-2, SST-1 (official splits) and MR fold 0 (``nnlab.data`` splits; the C++ side reads the same
 train/test sentences written as ``__label__<y> <text>`` files). Both sides: dim, epoch, lr (linearly decayed
 to 0), wordNgrams, bucket, threads. Timed: the fit only (C++: ``fasttext.train_supervised`` in the peer
 interpreter, which also reads the file and builds its dictionary; ours: from the encoded sentences to the
 trained model, minibatching included; imports and data loading excluded for both). Accuracy on the test
-split. Median over ``--repeats`` runs with different seeds. Prints a table, writes ``bench_fasttext.json``.
+split. Median over ``repeats`` runs with different seeds. Prints a table, writes ``bench_fasttext.json``.
 
 The ``fasttext`` package is a peer, not a dependency: install it in its own venv
-(``python3 -m venv .venv-peers && .venv-peers/bin/pip install -r ../shared/requirements-peers.txt``).
+(``make bench-peers`` does it: ``.venv-peers`` with ``scripts/requirements-peers.txt``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from nnlab.cli.args import Command, Key, at_least, parse_script, positive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,23 +86,29 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", str(REPO.parent / "shared" / "data")))
     peer = os.environ.get("FASTTEXT_PYTHON", str(REPO / ".venv-peers/bin/python"))
-    p.add_argument("--peer-python", default=peer)
-    p.add_argument("--datasets", nargs="+", default=["sst2", "sst5", "mr"])
-    p.add_argument("--ngrams", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--dim", type=int, default=10)
-    p.add_argument("--epoch", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.25)
-    p.add_argument("--bucket", type=int, default=2_000_000)
-    p.add_argument("--threads", type=int, default=2, help="C++ fastText threads")
-    p.add_argument("--torch-threads", type=int, default=1, help="ours: tiny ops, threads only add overhead")
-    p.add_argument("--batch-size", type=int, default=4, help="our minibatch (the C++ SGD steps per example)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--skip-peer", action="store_true", help="time ours only")
-    p.add_argument("--out", default="bench_fasttext.json")
-    args = p.parse_args()
+    args = parse_script(
+        Command(
+            "bench_fasttext", __doc__.splitlines()[0],
+            [
+                Key("data_dir", os.environ.get("DATA_DIR", str(REPO / "data")), "datasets root"),
+                Key("peer_python", peer, "python of the venv with the C++ fastText (make bench-peers)"),
+                Key("datasets", ["sst2", "sst5", "mr"], "datasets", list, choices=("sst2", "sst5", "mr")),
+                Key("ngrams", [1, 2], "word n-gram orders", list, item=int),
+                Key("dim", 10, "embedding size", int, check=at_least(1)),
+                Key("epoch", 5, "epochs", int, check=at_least(1)),
+                Key("lr", 0.25, "learning rate", float, check=positive),
+                Key("bucket", 2_000_000, "n-gram hash buckets", int, check=at_least(1)),
+                Key("threads", 2, "C++ fastText threads", int, check=at_least(1)),
+                Key("torch_threads", 1, "ours: tiny ops, threads only add overhead", int, check=at_least(1)),
+                Key("batch_size", 4, "our minibatch (the C++ SGD steps per example)", int, check=at_least(1)),
+                Key("repeats", 5, "seeds per cell (median)", int, check=at_least(1)),
+                Key("skip_peer", False, "time ours only", bool),
+                Key("out", "bench_fasttext.json", "result JSON"),
+            ],
+            prog="python scripts/bench_fasttext.py",
+        )
+    )  # fmt: skip
 
     import torch
 

@@ -150,7 +150,7 @@ def test_collect_lm_grid_table(tmp_path, monkeypatch, capsys):
     (tmp_path / "sweep" / "2").mkdir()
     (tmp_path / "sweep" / "2" / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["collect", str(tmp_path / "sweep")])
+    monkeypatch.setattr(sys, "argv", ["collect", f"sweep_dir={tmp_path / 'sweep'}"])
     load_script("collect_lm_grid").main()
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("| 200 | 2 | 0.3 | 200,000 | 120.0 | 115.0 |")  # best val ppl first

@@ -31,6 +31,7 @@ class Key:
     type: type = str
     choices: tuple[str, ...] | None = None
     check: Callable[[Any], str | None] | None = None
+    item: type = str  # the type of a list's items
 
     @property
     def required(self) -> bool:
@@ -66,9 +67,14 @@ class Command:
     keys: Sequence[Key]
     positional: str | None = None
     examples: Sequence[str] = field(default_factory=tuple)
+    prog: str | None = None  # how it is called, when not `nnlab <name>` (a benchmark script)
+
+    @property
+    def where(self) -> str:
+        return self.prog or f"nnlab {self.name}"
 
     def usage(self) -> str:
-        lines = [f"nnlab {self.name}: {self.summary}", "", f"usage: nnlab {self.name} key=value ..."]
+        lines = [f"{self.where}: {self.summary}", "", f"usage: {self.where} key=value ..."]
         if self.positional:
             lines[-1] += f" [{self.positional} ...]"
         lines += ["", "keys:"]
@@ -90,6 +96,7 @@ class Command:
 
 _BOOLS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "on": True, "off": False}
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false"}
+_LIST_WORDS = {int: "integers", float: "numbers"}
 
 
 def _convert(key: Key, raw: str) -> Any:
@@ -106,7 +113,13 @@ def _convert(key: Key, raw: str) -> Any:
         raise ConfigError(f"{key.name}={raw!r} must be {_TYPE_WORDS[key.type]}") from None
     if key.type is list:
         inner = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
-        return [w.strip() for w in inner.split(",") if w.strip()]
+        items = [w.strip() for w in inner.split(",") if w.strip()]
+        if key.item is str:
+            return items
+        try:
+            return [key.item(w) for w in items]
+        except ValueError:
+            raise ConfigError(f"{key.name}={raw!r} must be a list of {_LIST_WORDS[key.item]}, e.g. [1,2]") from None
     if key.type is Path:
         return Path(raw).expanduser()
     return raw
@@ -142,7 +155,7 @@ def parse(cmd: Command, argv: Sequence[str]) -> SimpleNamespace:
     Raises ConfigError (one line) for an unknown key, a repeated key, a value of the wrong type, out of range or
     not among the choices, a missing required key, or bare arguments where the command takes none."""
     by_name = {k.name: k for k in cmd.keys}
-    where = f"nnlab {cmd.name}"
+    where = cmd.where
     values: dict[str, Any] = {}
     raws: dict[str, str] = {}
     bare: list[str] = []
@@ -160,7 +173,8 @@ def parse(cmd: Command, argv: Sequence[str]) -> SimpleNamespace:
             raise ConfigError(f"{name} is given twice; give it once")
         key = by_name[name]
         value = _convert(key, raw)
-        if key.choices and value not in key.choices:
+        bad = [v for v in value if v not in key.choices] if key.choices and isinstance(value, list) else []
+        if key.choices and (bad or (not isinstance(value, list) and value not in key.choices)):
             raise ConfigError(f"{name}={raw!r} is not a valid choice; choose one of: {', '.join(key.choices)}")
         values[name] = value
         raws[name] = raw
@@ -178,3 +192,18 @@ def parse(cmd: Command, argv: Sequence[str]) -> SimpleNamespace:
     if cmd.positional:
         setattr(ns, cmd.positional, bare)
     return ns
+
+
+def parse_script(cmd: Command, argv: Sequence[str] | None = None) -> SimpleNamespace:
+    """``parse`` for a script's ``main``: ``--help`` prints the keys and exits 0; a refusal is one line, exit 2."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(cmd.usage())
+        sys.exit(0)
+    try:
+        return parse(cmd, argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
