@@ -19,7 +19,7 @@ from nnlab.data import LocalTextDataModule
 from nnlab.report import write_report
 from nnlab.train import run
 from nnlab.utils.checkpoint import load_checkpoint
-from nnlab.utils.errors import CheckpointError, DataError
+from nnlab.utils.errors import CheckpointError, DataError, NnlabError
 
 
 @pytest.fixture(scope="module")
@@ -366,3 +366,20 @@ def test_last_checkpoint_is_written_every_epoch_even_when_the_metric_does_not_im
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
     assert last["epoch"] == 2 and best["epoch"] == 0
     assert record["best_ckpt"] == str(tmp_path / "checkpoints" / "best.ckpt")
+
+
+@pytest.mark.parametrize("bad", [["model.pool=median"], ["model=mlp"]])
+def test_a_failed_resume_into_a_finished_run_keeps_its_results(trained, tmp_path, bad: list[str]) -> None:
+    """The refusal comes after composition (a bad choice, another model's checkpoint): the finished run's
+    metrics.json and the CSV logger's file stay as they were; the attempt is recorded beside them."""
+    import shutil
+
+    copy = tmp_path / "finished"
+    shutil.copytree(trained, copy)
+    keep = {p: (copy / p).read_bytes() for p in ("metrics.json", "config.yaml") if (copy / p).exists()}
+    keep.update({str(p.relative_to(copy)): p.read_bytes() for p in (copy / "csv").rglob("*") if p.is_file()})
+    assert json.loads(keep["metrics.json"])["status"] == "ok"
+    with pytest.raises(NnlabError):
+        run(compose_cfg(overrides=[*FAST, "data.train_subset=400", "resume=auto", *bad], output_dir=copy))
+    assert {p: (copy / p).read_bytes() for p in keep} == keep
+    assert json.loads((copy / "metrics.failed.json").read_text())["status"] == "failed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from nnlab.utils.run import build, report_error
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     record: dict[str, Any] = {
         "status": "running",
@@ -28,6 +29,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     loggers: list = []
     with run_record(out_dir, record, loggers):
+        if validate is not None:  # the typed schema (nnlab.cli.schema): one line before any work
+            validate(cfg)
         ckpt = load_checkpoint(cfg.ckpt_path)
         info = ckpt[CHECKPOINT_KEY]
         stored = OmegaConf.create(info["config"])
@@ -51,9 +54,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -> float | None:
     try:
-        record = run(cfg)
+        record = run(cfg, validate)
     except NnlabError as e:
         report_error(e)
         sys.exit(e.exit_code)

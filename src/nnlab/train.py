@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -162,10 +163,23 @@ def finish_loggers(loggers: list[Logger], failed: bool) -> None:
             wandb.finish(exit_code=1 if failed else 0)
 
 
+def finished_record(out_dir: Path) -> dict[str, Any] | None:
+    """The metrics.json of a run that finished in ``out_dir`` (``status: ok``), else None."""
+    try:
+        record = json.loads((out_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") == "ok" else None
+
+
 @contextmanager
 def run_record(out_dir: Path, record: dict[str, Any], loggers: list[Logger]) -> Iterator[None]:
     """Whatever happens inside: metrics.json is written (``status: failed`` and the error on an exception,
-    with the wall time) and every logger is finished, W&B marked failed when the job failed."""
+    with the wall time) and every logger is finished, W&B marked failed when the job failed.
+
+    A dir that already holds a finished run keeps its metrics.json unless this run got as far as training
+    (``record["supersedes"]`` set): a refused or failed attempt writes ``metrics.failed.json`` beside it."""
+    finished = finished_record(out_dir)
     t0 = time.time()
     failed = True
     try:
@@ -176,7 +190,10 @@ def run_record(out_dir: Path, record: dict[str, Any], loggers: list[Logger]) -> 
         raise
     finally:
         record["wall_s"] = round(time.time() - t0, 3)
-        write_json(out_dir / "metrics.json", record)
+        keep = finished is not None and failed and "supersedes" not in record
+        write_json(out_dir / ("metrics.failed.json" if keep else "metrics.json"), record)
+        if keep:
+            log.error("the finished run's metrics.json in %s is kept; this attempt: metrics.failed.json", out_dir)
         finish_loggers(loggers, failed)
 
 
@@ -205,7 +222,7 @@ def stage_metrics(results: list[dict[str, float]], prefix: str) -> dict[str, flo
 # ----------------------------------------------------------------------------- the run
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -> dict[str, Any]:
     """Fit and test as configured; returns (and writes to ``metrics.json``) the run's record."""
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -219,14 +236,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     loggers: list[Logger] = []
     with run_record(out_dir, record, loggers):
+        if validate is not None:  # the typed schema (nnlab.cli.schema): one line before any work
+            validate(cfg)
         if cfg.get("extras", {}).get("ignore_warnings"):
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*The number of training batches.*")
         if cfg.get("extras", {}).get("keep_freed_memory"):
             keep_freed_memory()
         check_pair(cfg)
-        # .hydra/config.yaml keeps the interpolations; this is what the run actually used.
-        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.get("extras", {}).get("print_config"):
             print_config_tree(cfg)
         if cfg.get("seed") is not None:
@@ -241,6 +258,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         model: L.LightningModule = build(cfg.model, **model_kwargs)
         record["params"] = sum(p.numel() for p in model.parameters())
         record["family"] = type(model).__name__
+        ckpt_path = resolve_ckpt_path(cfg, out_dir)
+        if ckpt_path is not None:
+            # Refuse a foreign checkpoint in one line here, not deep inside Lightning's
+            # restore, and before any logger opens (or clears) its files in the run dir.
+            ckpt = load_checkpoint(ckpt_path)
+            check_fits(ckpt, type(model).__name__, model_kwargs, hydra_choices().get("data", cfg.data._target_))
+            load_weights(model, ckpt)
+            del ckpt
+        # .hydra/config.yaml keeps the interpolations; this is what the run actually used.
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
         loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.get("trainer"), has_logger=bool(loggers))
@@ -250,15 +277,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         for lg in loggers:
             lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})
 
-        ckpt_path = resolve_ckpt_path(cfg, out_dir)
-        if ckpt_path is not None:
-            # Refuse a foreign checkpoint in one line here, not deep inside Lightning's restore.
-            ckpt = load_checkpoint(ckpt_path)
-            check_fits(ckpt, type(model).__name__, model_kwargs, hydra_choices().get("data", cfg.data._target_))
-            load_weights(model, ckpt)
-            del ckpt
         best = ckpt_path
         if cfg.get("train", True):
+            previous = finished_record(out_dir)
+            if previous is not None:  # training really continues: this record replaces the finished one
+                keep = ("epoch", "global_step", "wall_s", "val/acc", "val/ppl", "test/acc", "test/ppl")
+                record["supersedes"] = {k: previous[k] for k in keep if k in previous}
+                log.info("continuing a finished run: its metrics.json is replaced at the end (see 'supersedes')")
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             # the checkpoint that follows the optimized metric (last_checkpoint has no monitor)
             ckpts = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
@@ -280,14 +305,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -> float | None:
     """Hydra task function: run, report one line on failure, return the optimized metric for sweepers.
 
     In a multirun a failing job is recorded (metrics.json ``status: failed``) and the sweep goes on;
     ``MultirunSummary`` exits non-zero at the end. A single run exits 2 on a user error, with one line.
     """
     try:
-        record = run(cfg)
+        record = run(cfg, validate)
     except NnlabError as e:
         report_error(e)
         if is_multirun():

@@ -125,6 +125,36 @@ def _convert(key: Key, raw: str) -> Any:
     return raw
 
 
+def _typed(key: Key, value: Any) -> Any:
+    """``value`` (from a composed config: YAML already typed it) as ``key.type``, or the one-line refusal."""
+    if key.type is bool:
+        ok = isinstance(value, bool)
+    elif key.type is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif key.type is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif key.type is Path:
+        ok = isinstance(value, str)
+        value = Path(value).expanduser() if ok else value
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{key.name}={value!r} must be {_TYPE_WORDS.get(key.type, key.type.__name__)}")
+    return value
+
+
+def check_value(key: Key, name: str, value: Any, raw: object) -> None:
+    """The choices and range of ``key`` for ``value`` (already of its type); ``raw`` is how the user wrote it."""
+    if value is None:
+        return
+    bad = [v for v in value if v not in key.choices] if key.choices and isinstance(value, list) else []
+    if key.choices and (bad or (not isinstance(value, list) and value not in key.choices)):
+        raise ConfigError(f"{name}={raw!r} is not a valid choice; choose one of: {', '.join(key.choices)}")
+    if key.check and (problem := key.check(value)):
+        raise ConfigError(f"{name}={raw} {problem}")
+
+
 def is_assignment(arg: str) -> bool:
     """``key=value`` with an identifier-like key (``a=b`` in a sentence with spaces before '=' is text)."""
     name, eq, _ = arg.partition("=")
@@ -173,16 +203,13 @@ def parse(cmd: Command, argv: Sequence[str]) -> SimpleNamespace:
             raise ConfigError(f"{name} is given twice; give it once")
         key = by_name[name]
         value = _convert(key, raw)
-        bad = [v for v in value if v not in key.choices] if key.choices and isinstance(value, list) else []
-        if key.choices and (bad or (not isinstance(value, list) and value not in key.choices)):
-            raise ConfigError(f"{name}={raw!r} is not a valid choice; choose one of: {', '.join(key.choices)}")
+        if key.type is not Path:
+            check_value(key, name, value, raw)
         values[name] = value
         raws[name] = raw
     # paths last: a value that is wrong in itself is named before one that names a missing file
-    for name in sorted(values, key=lambda n: by_name[n].type is Path):
-        key, value = by_name[name], values[name]
-        if value is not None and key.check and (problem := key.check(value)):
-            raise ConfigError(f"{name}={raws[name]} {problem}")
+    for name in [n for n in values if by_name[n].type is Path]:
+        check_value(by_name[name], name, values[name], raws[name])
     if bare and not cmd.positional:
         raise ConfigError(f"{where} takes only key=value arguments; {bare[0]!r} is not one (see `{where} --help`)")
     missing = [k.name for k in cmd.keys if k.required and k.name not in values]

@@ -40,15 +40,21 @@ def prepare_environment(root: Path) -> None:
 
 
 def _train_task(cfg):
+    from nnlab.cli.schema import validate
     from nnlab.train import main
 
-    return main(cfg)
+    return main(cfg, lambda c: validate(c, "train"))
 
 
 def _eval_task(cfg):
+    from nnlab.cli.schema import validate
     from nnlab.evaluate import main
 
-    return main(cfg)
+    return main(cfg, lambda c: validate(c, "eval"))
+
+
+# Hydra's flags that only print or inspect (no run, nothing to validate); -m/--multirun and -r/--run do run.
+_RUN_FLAGS = {"-m", "--multirun", "-r", "--run"}
 
 
 TASKS = {"train": _train_task, "eval": _eval_task}
@@ -128,6 +134,15 @@ def run_app(config_name: str, argv: Sequence[str] | None = None, prog: str | Non
     prepare_environment(root)
     import nnlab.utils.resolvers  # noqa: F401  (registers ${pid:} and ${wandb_mode:} before composing)
 
+    flags = [a for a in argv if a.startswith("-")]
+    if all(f in _RUN_FLAGS for f in flags):
+        from nnlab.cli.schema import precheck
+
+        try:
+            precheck(config_name, [a for a in argv if not a.startswith("-")], multirun=bool(flags and flags != ["-r"]))
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=config_name)(TASKS[config_name])
     saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     # Hydra prints its own (multi-line) report and exits 1 unless HYDRA_FULL_ERROR lets the exception through;
