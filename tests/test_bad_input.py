@@ -209,3 +209,72 @@ def test_an_eval_into_a_finished_run_dir_is_refused(finished, tmp_path) -> None:
                        capture_output=True, text=True, cwd=ROOT, timeout=180)  # fmt: skip
     assert "an evaluation writes a dir of its own" in _one_line(r)
     assert _snapshot(finished) == before
+
+
+# ----------------------------------------------------------------------------- data files: say what the file is
+LINES = [f"{'pos' if i % 2 else 'neg'} the film was {'good' if i % 2 else 'bad'} w{i % 7}" for i in range(60)]
+TEXT = "\n".join(LINES) + "\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe" + TEXT.encode("utf-16-le"),  # UTF-16 with its BOM (what Windows' Notepad writes)
+        TEXT.encode("utf-16"),
+        TEXT.encode("utf-16-le"),  # no BOM: the NUL pattern of ASCII text
+        TEXT.encode("utf-16-be"),
+        TEXT.encode("utf-32"),
+    ],
+    ids=["utf16-bom-le", "utf16", "utf16-le-nobom", "utf16-be-nobom", "utf32"],
+)
+def test_wide_encodings_are_read_as_what_they_are(tmp_path, raw: bytes) -> None:
+    from nnlab.data.text import read_examples
+
+    path = tmp_path / "train.txt"
+    path.write_bytes(raw)
+    examples, report = read_examples(path)
+    assert examples[:2] == [("neg", "the film was bad w0"), ("pos", "the film was good w1")] and len(examples) == 60
+    assert report.encoding.startswith(("utf-16", "utf-32")) and report.skipped == 0
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (bytes(range(256)) * 20, "is binary (NUL bytes), not a text file"),
+        (b"\x1f\x8b\x08\x00" + bytes(100), "is a gzip file; decompress it (gunzip) first"),
+        (b"PK\x03\x04" + bytes(100), "is a zip archive"),
+        (b"%PDF-1.4\n" + bytes(50), "is a PDF"),
+        (bytes([1, 2, 3, 4, 5, 6, 7, 8]) * 200 + b"\n", "is binary (1600 control bytes"),
+        (b"\xff\xfe" + "pos a\n".encode("utf-16-le") + b"\x00\xd8", "looks like UTF-16 but does not decode"),
+        (b"rating,comment\n" + b"".join(f"0.{i % 9},a review {i}\n".encode() for i in range(30)), "neither of its 2"),
+        (
+            b"id,words\n" + b"".join(f"{'pos' if i % 2 else 'neg'},text {i}\n".encode() for i in range(30)),
+            "a header (id, words) that names no label or text column; set data.label_column=NAME",
+        ),
+    ],
+    ids=["random-bytes", "gzip", "zip", "pdf", "control-bytes", "bad-utf16", "csv-no-label-column", "csv-header"],
+)
+def test_files_that_are_not_what_they_should_be_are_named(tmp_path, raw: bytes, expected: str) -> None:
+    from nnlab.data.text import read_examples
+    from nnlab.utils.errors import DataError
+
+    path = tmp_path / ("train.csv" if raw.startswith((b"rating", b"id,")) else "train.txt")
+    path.write_bytes(raw)
+    with pytest.raises(DataError) as e:
+        read_examples(path)
+    assert expected in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_runaway_line_is_cut_to_the_default_length_and_counted(tmp_path, caplog) -> None:
+    from nnlab.data import LocalTextDataModule
+    from nnlab.data.text import MAX_LENGTH
+
+    train = tmp_path / "train.txt"
+    train.write_text(TEXT + "pos " + " ".join(["word"] * 200_000) + "\n")  # one 1 MB line
+    test = tmp_path / "test.txt"
+    test.write_text(TEXT)
+    dm = LocalTextDataModule(train=str(train), test=str(test))
+    dm.setup("fit")
+    assert max(len(ids) for ids in dm.datasets["train"].ids) == MAX_LENGTH
+    assert dm.text_stats["train"]["truncated"] == 1 and dm.text_stats["test"]["truncated"] == 0
+    assert f"truncated 1 of 55 sentences to data.max_length={MAX_LENGTH} tokens" in caplog.text

@@ -145,6 +145,9 @@ class Vocab:
 
 
 ENCODINGS_AUTO = ("utf-8", "cp1252", "latin-1")
+# tokens a sentence keeps (longer ones are truncated and counted per split): SST's and MR's longest are ~60, and
+# one runaway line (a whole file without newlines) must not turn a seconds-long epoch into minutes
+MAX_LENGTH = 512
 FORMATS = ("auto", "label_first", "fasttext", "csv", "tsv")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "sentiment", "target", "y")
 TEXT_COLUMNS = ("text", "sentence", "sentences", "review", "content", "document", "body", "x")
@@ -203,12 +206,66 @@ def _mostly_utf8(raw: bytes) -> bool:
     return good >= bad
 
 
+# what a file that is not text starts with, and what to do about it
+_MAGIC = {
+    b"\x1f\x8b": "a gzip file; decompress it (gunzip) first",
+    b"PK\x03\x04": "a zip archive; extract the text file from it first",
+    b"%PDF": "a PDF; export its text first",
+    b"\x89PNG": "a PNG image, not text",
+    b"SQLite format 3": "an SQLite database, not text",
+}
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+)  # fmt: skip
+
+
+def sniff_bytes(raw: bytes, path: Path) -> str | None:
+    """The UTF-16/32 codec of ``raw`` (by its BOM, or by the NUL bytes of ASCII text in it), None for a
+    byte-oriented file; a binary file is refused in one line that says what it looks like."""
+    for bom, codec in _WIDE_BOMS:
+        if raw.startswith(bom):
+            return codec
+    head = raw[:4096]
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise DataError(f"{path} is {what}")
+    if b"\x00" in head:
+        even, odd = head[0::2], head[1::2]
+        if len(head) >= 4 and odd.count(0) >= 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+            return "utf-16-le"
+        if len(head) >= 4 and even.count(0) >= 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return "utf-16-be"
+        raise DataError(f"{path} is binary (NUL bytes), not a text file; give a text file with one example per line")
+    control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
+    if head and control > 0.1 * len(head):
+        raise DataError(
+            f"{path} is binary ({control} control bytes in its first {len(head)}), not a text file; "
+            "give a text file with one example per line"
+        )
+    return None
+
+
+def _read_wide(raw: bytes, path: Path, codec: str, report: ReadReport) -> list[tuple[int, str]]:
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} looks like {codec.upper()} but does not decode as it ({e.reason} at byte "
+                        f"{e.start}); save it as UTF-8") from None  # fmt: skip
+    report.encoding = codec
+    lines = text.lstrip("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [(i, t[:-1] if t.endswith("\r") else t) for i, t in enumerate(lines, start=1)]
+
+
 def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | None = None) -> list[tuple[int, str]]:
     """``(line_number, text)`` of every line of ``path`` that decodes, split on ``\\n`` only.
 
-    ``encoding="auto"`` picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that decodes the whole
-    file (latin-1 always does), except that a file with at least as many lines of valid non-ASCII UTF-8 as
-    lines that are not UTF-8 is read as UTF-8 with those lines reported: a few corrupt lines must not turn
+    ``encoding="auto"`` reads a UTF-16/32 file by its BOM (or its NUL pattern) and refuses a binary one in one
+    line naming what it looks like; otherwise it picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that
+    decodes the whole file (latin-1 always does), except that a file with at least as many lines of valid
+    non-ASCII UTF-8 as lines that are not UTF-8 is read as UTF-8 with those lines reported: a few corrupt lines
+    must not turn
     every accented word of the file into mojibake. With a named encoding, a line it cannot decode is skipped
     and recorded in ``report`` as ``file:line``. A trailing ``\\r`` (CRLF files) is dropped.
     """
@@ -218,6 +275,9 @@ def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | No
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
     report = report if report is not None else ReadReport(str(path))
+    wide = sniff_bytes(raw, path) if encoding == "auto" else None
+    if wide is not None:
+        return _read_wide(raw, path, wide, report)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if encoding == "auto" and _mostly_utf8(raw):
@@ -299,6 +359,26 @@ def _looks_like_label(values: list[str]) -> bool:
     )
 
 
+def _label_text_columns(rows: list[tuple[list[str], int]], header: list[str], path: Path) -> tuple[int, int]:
+    """(label, text) column of a two-column file without a header naming them: the label column is the one of
+    short, repeated values. A first row that is a header of other names is refused, not read as an example."""
+    body = [r for r, _ in rows[1:201] if len(r) == 2]
+    cols = [[r[0] for r in body], [r[1] for r in body]]
+    for li in (0, 1):
+        if _looks_like_label(cols[li]):
+            first = header[li].strip()
+            if len(body) >= 5 and first not in cols[li] and not first.replace(".", "", 1).lstrip("-").isdigit():
+                raise DataError(
+                    f"{path}: a header ({', '.join(h.strip() for h in header)}) that names no label or text column; "
+                    "set data.label_column=NAME and data.text_column=NAME"
+                )
+            return li, 1 - li
+    raise DataError(
+        f"{path}: neither of its 2 columns looks like labels (short, repeated values); "
+        "set data.label_column and data.text_column (names or 0-based indices)"
+    )
+
+
 def read_examples(
     path: str | Path,
     fmt: str = "auto",
@@ -376,8 +456,7 @@ def read_examples(
             if isinstance(label_column, int) and isinstance(text_column, int):
                 li, ti = label_column, text_column
             elif ncol == 2:
-                first = [r[0] for r, _ in rows[:200] if len(r) == 2]
-                li, ti = (0, 1) if _looks_like_label(first) else (1, 0)
+                li, ti = _label_text_columns(rows, header, path)
             else:
                 raise DataError(
                     f"{path}: {ncol} columns and no header naming label/text; add a header or set "
@@ -521,7 +600,7 @@ class TextDataModule(LightningDataModule):
         tokenizer: str = "whitespace",
         min_freq: int = 1,
         max_size: int | None = None,
-        max_length: int | None = None,
+        max_length: int | None = MAX_LENGTH,
         encoding: str = "auto",
         val_fraction: float = 0.1,
         split_seed: int = 0,
