@@ -278,3 +278,19 @@ def test_a_runaway_line_is_cut_to_the_default_length_and_counted(tmp_path, caplo
     assert max(len(ids) for ids in dm.datasets["train"].ids) == MAX_LENGTH
     assert dm.text_stats["train"]["truncated"] == 1 and dm.text_stats["test"]["truncated"] == 0
     assert f"truncated 1 of 55 sentences to data.max_length={MAX_LENGTH} tokens" in caplog.text
+
+
+def test_checkpoint_refusals_are_short_and_name_the_problem(tmp_path) -> None:
+    import torch
+
+    from nnlab.utils.checkpoint import load_checkpoint
+    from nnlab.utils.errors import CheckpointError
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "nnlab": {"config": object()}}, evil)
+    cases = [(evil, "holds pickled Python objects"), (tmp_path, "is a directory; pass a file")]
+    for path, expected in cases:
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(path)
+        msg = str(e.value)
+        assert expected in msg and "\n" not in msg and len(msg) < 300 and "Weights only load failed" not in msg, msg
