@@ -294,3 +294,14 @@ def test_checkpoint_refusals_are_short_and_name_the_problem(tmp_path) -> None:
             load_checkpoint(path)
         msg = str(e.value)
         assert expected in msg and "\n" not in msg and len(msg) < 300 and "Weights only load failed" not in msg, msg
+
+
+def test_a_resume_that_fails_after_composition_keeps_the_finished_run(finished) -> None:
+    """model.pool=median passes the schema and fails when the model is built: the finished run's metrics.json,
+    .hydra/ and logger files come back as they were (train.log gains the attempt's lines: a log only grows)."""
+    before = {k: v for k, v in _snapshot(finished).items() if k != "train.log"}
+    line = _one_line(_cli("model.pool=median", "resume=auto", "logger=csv", f"hydra.run.dir={finished}"))
+    assert "model.pool='median' is not a valid choice" in line
+    after = _snapshot(finished)
+    assert {k: v for k, v in after.items() if k not in ("train.log", "metrics.failed.json")} == before
+    assert json.loads((finished / "metrics.failed.json").read_text())["status"] == "failed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 import warnings
@@ -163,6 +164,10 @@ def finish_loggers(loggers: list[Logger], failed: bool) -> None:
             wandb.finish(exit_code=1 if failed else 0)
 
 
+# where `nnlab train ... resume=auto` keeps a finished run's .hydra/ while an attempt to continue it starts
+HYDRA_BACKUP = ".hydra.finished"
+
+
 def finished_record(out_dir: Path) -> dict[str, Any] | None:
     """The metrics.json of a run that finished in ``out_dir`` (``status: ok``), else None."""
     try:
@@ -194,6 +199,9 @@ def run_record(out_dir: Path, record: dict[str, Any], loggers: list[Logger]) -> 
         write_json(out_dir / ("metrics.failed.json" if keep else "metrics.json"), record)
         if keep:
             log.error("the finished run's metrics.json in %s is kept; this attempt: metrics.failed.json", out_dir)
+            if (out_dir / HYDRA_BACKUP).is_dir():  # the finished run's composed config, saved before Hydra started
+                shutil.rmtree(out_dir / ".hydra", ignore_errors=True)
+                (out_dir / HYDRA_BACKUP).rename(out_dir / ".hydra")
         finish_loggers(loggers, failed)
 
 
@@ -283,6 +291,7 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
             if previous is not None:  # training really continues: this record replaces the finished one
                 keep = ("epoch", "global_step", "wall_s", "val/acc", "val/ppl", "test/acc", "test/ppl")
                 record["supersedes"] = {k: previous[k] for k in keep if k in previous}
+                shutil.rmtree(out_dir / HYDRA_BACKUP, ignore_errors=True)
                 log.info("continuing a finished run: its metrics.json is replaced at the end (see 'supersedes')")
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             # the checkpoint that follows the optimized metric (last_checkpoint has no monitor)

@@ -9,6 +9,7 @@ built. Keys no rule names are left to the component that takes them.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -134,6 +135,7 @@ def validate(cfg: DictConfig, schema: str) -> None:
 
 
 MAX_SWEEP_CHECKS = 40
+HYDRA_BACKUP = ".hydra.finished"  # nnlab.train.HYDRA_BACKUP
 
 
 def finished_run(run_dir: Path) -> bool:
@@ -200,3 +202,7 @@ def precheck(config_name: str, overrides: Sequence[str], multirun: bool) -> None
         raise ConfigError(
             f"hydra.run.dir={run_dir} holds a finished run; choose a new dir, or add resume=auto to continue it"
         )
+    # Hydra rewrites .hydra/ as the job starts; should this attempt fail before training, nnlab.train puts the
+    # finished run's copy back (and drops it once training really continues)
+    if (run_dir / ".hydra").is_dir():
+        shutil.copytree(run_dir / ".hydra", run_dir / HYDRA_BACKUP, dirs_exist_ok=True)
