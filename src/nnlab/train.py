@@ -263,6 +263,8 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
         datamodule.prepare_data()
         datamodule.setup("fit")
         model_kwargs = datamodule.model_kwargs()
+        if hasattr(datamodule, "data_info"):  # e.g. which SST protocol ran, on how many training examples
+            record["data"] = datamodule.data_info()
         model: L.LightningModule = build(cfg.model, **model_kwargs)
         record["params"] = sum(p.numel() for p in model.parameters())
         record["family"] = type(model).__name__

@@ -69,7 +69,12 @@ COMMON = [
     Key("data.max_vocab", None, "words", int, check=at_least(1)),
     Key("data.bptt", 1, "steps", int, check=at_least(1)),
     Key("data.fold", 0, "fold", int, check=fold),
-    Key("data.phrases", False, "phrases", bool),
+    Key(
+        "data.phrases",
+        False,
+        "phrases",
+        check=lambda v: None if v in (True, False, "auto") else "must be true, false or auto",
+    ),
     Key("model.optimizer.lr", 1.0, "learning rate", float, check=positive),
     Key("model.lr", 1.0, "learning rate", float, check=positive),
     Key("model.optimizer.weight_decay", 0.0, "weight decay", float, check=at_least(0)),

@@ -588,6 +588,8 @@ class TextDataModule(LightningDataModule):
 
     modality = "text"
     name = "text"
+    # what the training split holds (SST: "phrases (...)" under the published protocol); in metrics.json
+    protocol = "sentences"
     #: display names of the classes, in label order; None: the label strings themselves
     class_names: list[str] | None = None
 
@@ -673,6 +675,8 @@ class TextDataModule(LightningDataModule):
         if splits.get("val") is None:
             splits["train"], splits["val"] = self.carve_val(splits["train"])
         self.raw = {k: v for k, v in splits.items() if v is not None}
+        sizes = ", ".join(f"{len(v):,} {k}" for k, v in self.raw.items())
+        log.info(f"{self.name}: training on {self.protocol}; {sizes} examples")
         self.labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
         if len(self.labels) < 2:
             raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
@@ -713,6 +717,10 @@ class TextDataModule(LightningDataModule):
 
     def label_order(self, labels: list[str]) -> list[str]:
         return sort_labels(labels)
+
+    def data_info(self) -> dict:
+        """What a run trained and was scored on (metrics.json ``data``): the protocol and the split sizes."""
+        return {"protocol": self.protocol, **{f"{k}_examples": len(v) for k, v in self.raw.items()}}
 
     def model_kwargs(self) -> dict:
         if self.vocab is None:
@@ -785,9 +793,12 @@ def parse_sst_tree(line: str) -> list[tuple[int, list[str]]]:
     return nodes
 
 
-def sst_phrases(trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport) -> list[tuple[str, str]]:
+def sst_phrases(
+    trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport, lowercase: bool = False
+) -> list[tuple[str, str]]:
     """The distinct phrases of SST trees ``(lineno, tree)`` with their labels: 0-4 as they are, or for
     SST-2 0/1 -> "0", 3/4 -> "1" with neutral (2) phrases left out (Socher et al. 2013; Kim 2014).
+    With ``lowercase`` phrases that differ only in case count once (the model would see them as one).
     ``report.examples`` counts the trees read."""
     out, seen = [], set()
     for lineno, line in trees:
@@ -805,8 +816,9 @@ def sst_phrases(trees: Sequence[tuple[int, str]], binary: bool, report: ReadRepo
                     continue
                 label = int(label > 2)
             text = " ".join(words)
-            if text not in seen:
-                seen.add(text)
+            key = text.lower() if lowercase else text
+            if key not in seen:
+                seen.add(key)
                 out.append((str(label), text))
         report.examples += 1
     return out
@@ -825,9 +837,19 @@ class _SSTDataModule(TextDataModule):
     hub_id = ""
     phrases_hub_id: tuple[str, str] | None = None
 
-    def __init__(self, phrases: bool = False, **kw):
+    def __init__(self, phrases: bool | str = "auto", **kw):
         super().__init__(**kw)
+        if phrases not in (True, False, "auto"):
+            raise ConfigError(f"data.phrases={phrases!r} must be true, false or auto")
         self.phrases = phrases
+
+    def local_phrases(self) -> Path | None:
+        """The local source of the training phrases, if there is one: Harvard NLP's flat file, else the trees."""
+        d = self.data_dir / "sst"
+        for p in (d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"):
+            if p.is_file():
+                return p
+        return None
 
     def load_splits(self):
         d = self.data_dir / "sst"
@@ -840,18 +862,25 @@ class _SSTDataModule(TextDataModule):
                 s: [(str(r["label"]), r["text"]) for r in hub[h]]
                 for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
             }
-        if self.phrases:
+        # The published protocol (Kim 2014, Tai et al. 2015) wherever the phrases are at hand: train on every
+        # labelled phrase of the training trees, validate and test on whole sentences. Only train.txt is read.
+        if self.phrases is True or (self.phrases == "auto" and self.local_phrases() is not None):
             splits["train"] = self.load_phrases(d)
-            log.info(f"{self.name}: training on {len(splits['train']):,} phrases")
+        elif self.phrases == "auto":
+            log.info(f"{self.name}: no phrase file or trees under {d}; training on sentences (data.phrases=auto)")
         return splits
 
     def load_phrases(self, d: Path) -> list[tuple[str, str]]:
         flat, trees = d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"
         if flat.is_file():
+            self.protocol = f"phrases ({flat.name})"
             return self._read(flat, "label_first")
         if trees.is_file():
+            self.protocol = "phrases (sst/trees/train.txt)"
             report = ReadReport(str(trees), format="SST trees")
-            phrases = sst_phrases(read_lines(trees, self.encoding, report), self.prefix == "binary", report)
+            phrases = sst_phrases(
+                read_lines(trees, self.encoding, report), self.prefix == "binary", report, self.lowercase
+            )
             if report.skipped:
                 log.warning(report.summary())
             self._accept(report)
@@ -863,6 +892,7 @@ class _SSTDataModule(TextDataModule):
                 "Stanford's trainDevTestTrees_PTB.zip, unzipped as sst/trees/); or set data.phrases=false"
             )
         hub_id, config = self.phrases_hub_id
+        self.protocol = f"phrases (hub {hub_id} {config})"
         hub = load_hub(self.name, hub_id, looked, config=config, hint="or set data.phrases=false")
         return [(str(r["label"]), r["sentence"]) for r in hub["train"]]
 
