@@ -2,8 +2,9 @@
 
     python scripts/bench_fasttext.py [peer_python=.venv-peers/bin/python] [repeats=5] [ngrams=[1,2]]
 
-Data: SST-2, SST-1 (official splits) and MR fold 0 (``nnlab.data`` splits; the C++ side reads the same
-train/test sentences written as ``__label__<y> <text>`` files). Both sides: dim, epoch, lr (linearly decayed
+Data: SST-2, SST-1 (official splits; ``*_phrases``: trained on the phrases of the training trees) and MR fold 0
+(``nnlab.data`` splits; the C++ side reads the same train/test examples written as ``__label__<y> <text>``
+files). Both sides: dim, epoch, lr (linearly decayed
 to 0), wordNgrams, bucket, threads. Timed: the fit only (C++: ``fasttext.train_supervised`` in the peer
 interpreter, which also reads the file and builds its dictionary; ours: from the encoded sentences to the
 trained model, minibatching included; imports and data loading excluded for both). Accuracy on the test
@@ -28,6 +29,7 @@ from pathlib import Path
 from nnlab.cli.args import Command, Key, at_least, parse_script, positive
 
 REPO = Path(__file__).resolve().parents[1]
+DATASETS = ("sst2", "sst5", "mr", "sst2_phrases", "sst5_phrases")
 
 PEER = r"""
 import json, sys, time
@@ -93,7 +95,8 @@ def main() -> int:
             [
                 Key("data_dir", os.environ.get("DATA_DIR", str(REPO / "data")), "datasets root"),
                 Key("peer_python", peer, "python of the venv with the C++ fastText (make bench-peers)"),
-                Key("datasets", ["sst2", "sst5", "mr"], "datasets", list, choices=("sst2", "sst5", "mr")),
+                Key("datasets", list(DATASETS), "datasets (*_phrases: trained on SST's phrases, tested on sentences)",
+                    list, choices=DATASETS),
                 Key("ngrams", [1, 2], "word n-gram orders", list, item=int),
                 Key("dim", 10, "embedding size", int, check=at_least(1)),
                 Key("epoch", 5, "epochs", int, check=at_least(1)),
@@ -116,10 +119,14 @@ def main() -> int:
 
     torch.set_num_threads(args.torch_threads)
     makers = {
-        "sst2": lambda: SST2DataModule(data_dir=args.data_dir),
-        "sst5": lambda: SST5DataModule(data_dir=args.data_dir),
+        "sst2": lambda: SST2DataModule(data_dir=args.data_dir, phrases=False),
+        "sst5": lambda: SST5DataModule(data_dir=args.data_dir, phrases=False),
         "mr": lambda: MRDataModule(data_dir=args.data_dir, fold=0),
+        # both sides train on the same phrase file (written from the trees) and test on the same sentences
+        "sst2_phrases": lambda: SST2DataModule(data_dir=args.data_dir, phrases=True),
+        "sst5_phrases": lambda: SST5DataModule(data_dir=args.data_dir, phrases=True),
     }
+    print(f"load average (1 min) at start: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     seeds = list(range(1, args.repeats + 1))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,7 +191,7 @@ def main() -> int:
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}), file=sys.stderr)
     cols = ("dataset", "ngrams", "ours acc", "C++ acc", "diff", "ours s", "C++ s", "ratio")
-    print(" ".join(f"{c:>9}" for c in cols))
+    print(" ".join(f"{c:>12}" for c in cols))
     nan = float("nan")
     for r in rows:
         vals = (
@@ -195,10 +202,11 @@ def main() -> int:
             r.get("theirs_fit_s", nan),
             r.get("time_ratio", nan),
         )
-        print(f"{r['dataset']:>9} {r['ngrams']:9d} " + " ".join(f"{v:9.3f}" for v in vals))
+        print(f"{r['dataset']:>12} {r['ngrams']:12d} " + " ".join(f"{v:12.3f}" for v in vals))
     keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "batch_size", "repeats")
     settings = {k: getattr(args, k) for k in keys}
-    report = {"settings": settings, "torch": torch.__version__, "rows": rows}
+    report = {"settings": settings, "torch": torch.__version__, "load_end": os.getloadavg()[0], "rows": rows}
+    print(f"load average (1 min) at the end: {report['load_end']:.2f}")
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
     return 0
