@@ -25,7 +25,7 @@ from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.malloc import keep_freed_memory
-from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
+from nnlab.utils.run import build, local_rank, print_config_tree, report_error, to_plain, write_json
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             torch.set_num_threads(int(cfg.threads))
 
         datamodule: L.LightningDataModule = build(cfg.data)
-        datamodule.prepare_data()
+        # Downloads once per node: under DDP the other local ranks find the data in <data_dir>/hf.
+        if local_rank() == 0:
+            datamodule.prepare_data()
         datamodule.setup("fit")
         model_kwargs = datamodule.model_kwargs()
         model: L.LightningModule = build(cfg.model, **model_kwargs)
