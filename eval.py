@@ -4,6 +4,10 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+# The git-ignored .env first: everything below (and W&B, and ${oc.env:...}) reads the environment.
+from nnlab.utils.env import load_env  # noqa: E402
+
+load_env()
 # OpenMP threads that spin while waiting turn any other load on a small CPU box into a 4-20x slowdown
 # (measured: digits default 161 s spinning vs 37 s passive on a loaded 2-core machine). Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
