@@ -16,31 +16,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from nnlab.report import write_report  # noqa: E402
 from nnlab.utils.errors import NnlabError  # noqa: E402
 from nnlab.utils.resolvers import wandb_mode  # noqa: E402
+from nnlab.wandb_report import build_wandb_report  # noqa: E402,F401  (also this script's API)
 
 
-def build_wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str):
-    """The W&B Report (not yet saved) of the runs whose group is this sweep's dir name (train.py's grouping):
-    learning curves of the metric and one bar chart of its mean per swept key."""
-    try:
-        import wandb_workspaces.reports.v2 as wr
-    except ImportError as e:
-        raise NnlabError("--wandb needs the package wandb-workspaces: pip install wandb-workspaces") from e
-    runset = wr.Runset(entity=entity, project=project, name=sweep_dir.name,
-                       filters=f"Group == '{sweep_dir.name}'")  # fmt: skip
-    panels = [wr.LinePlot(x="epoch", y=[metric], title=f"{metric} per epoch")]
-    panels += [wr.ScalarChart(metric=metric, groupby_aggfunc="mean", title=f"{metric} by {k}") for k in keys[:4]]
-    return wr.Report(
-        entity=entity, project=project, title=f"nnlab sweep {sweep_dir.name}",
-        description=f"{metric} over the sweep's settings ({', '.join(keys) or 'one setting'}).",
-        blocks=[wr.H1(f"Sweep {sweep_dir.name}"), wr.PanelGrid(runsets=[runset], panels=panels)],
-    )  # fmt: skip
-
-
-def wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str | None) -> str:
-    """Save the sweep's W&B Report (needs a login); returns its URL."""
+def wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str | None, entity: str | None) -> str:
+    """Save the sweep's W&B Report (needs a login) in the project/entity the sweep logged to, unless given;
+    returns its URL."""
     import wandb
 
-    report = build_wandb_report(sweep_dir, metric, keys, project, entity or wandb.Api().default_entity)
+    from nnlab.wandb_report import sweep_wandb_target
+
+    p, e = sweep_wandb_target(sweep_dir)
+    report = build_wandb_report(sweep_dir, metric, keys, project or p, entity or e or wandb.Api().default_entity)
     report.save()
     return report.url
 
@@ -50,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--metric", default=None, help="metric to rank settings by (default: the jobs' optimized_metric)")
     p.add_argument("--wandb", action="store_true", help="also create a W&B Report (needs a W&B login)")
-    p.add_argument("--project", default="nnlab")
+    p.add_argument("--project", default=None, help="default: the project the sweep's jobs logged to")
     p.add_argument("--entity", default=None)
     args = p.parse_args(argv)
     try:
