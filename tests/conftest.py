@@ -84,9 +84,11 @@ def run_cli(
     args += list(overrides)
     if run_dir is not None:
         args.append(f"hydra.{'sweep' if multirun else 'run'}.dir={run_dir}")
-    proc = subprocess.run(
-        args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
+    env = {**os.environ, **(env or {})}
+    # This checkout's src/ first, also where a test sets PYTHONPATH (fault injection) or the venv has
+    # another checkout installed: the code under test is the code next to these tests.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     return CLIResult(proc, run_dir or Path("."))
 
 

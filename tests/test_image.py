@@ -130,7 +130,6 @@ def test_hub_loader_converts_an_hf_image_dataset(tmp_path, monkeypatch) -> None:
     import datasets
     from PIL import Image
 
-    import nnlab.data.hub as hub
     import nnlab.data.images as images
 
     rng = np.random.default_rng(0)
@@ -145,7 +144,6 @@ def test_hub_loader_converts_an_hf_image_dataset(tmp_path, monkeypatch) -> None:
         ds.to_parquet(str(repo / f"{split}-00000-of-00001.parquet"))
         if split == "train":
             expected = pixels
-    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
     x_tr, y_tr, x_te, y_te, names = images.load_hub_images(
         str(tmp_path / "repo"), tmp_path / "cache", "image", "label", None, looked=[]
     )

@@ -16,6 +16,7 @@ from nnlab.train import instantiate_loggers, job_overrides, run_record, stage_me
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, model_from_checkpoint
 from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.run import build, report_error
+from nnlab.utils.wandb_media import WandbMedia
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
         check_fits(ckpt, None, datamodule.model_kwargs(), data_cfg.get("name", data_cls.__name__))
         model = model_from_checkpoint(ckpt)
         loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
-        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False)
+        trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[WandbMedia()])
         record.update(stage_metrics(trainer.test(model, datamodule=datamodule), "test/"))
         record.update(family=info.get("family"), params=sum(p.numel() for p in model.parameters()), status="ok")
     return record

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import secrets
 import shutil
+import string
 import sys
 import time
 import warnings
@@ -27,7 +29,9 @@ from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.malloc import keep_freed_memory
-from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
+from nnlab.utils.run import build, local_rank, print_config_tree, report_error, to_plain, write_json
+from nnlab.utils.wandb_media import WandbMedia
+from nnlab.utils.wandb_run import WANDB_ID_FILE
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +140,25 @@ def instantiate_loggers(cfg: DictConfig | None, out_dir: Path) -> list[Logger]:
     return loggers
 
 
+def wandb_run_id(out_dir: Path) -> str:
+    """The W&B run id of this run dir, created on first use and kept in ``wandb/nnlab-run-id``.
+
+    The id belongs to the run dir, not the process: a run resumed into the same dir (``resume=auto``, a
+    ``ckpt_path`` there, a SLURM requeue of the same job) continues the same W&B run (WandbLogger passes
+    ``resume="allow"``), and a new run dir starts a new one.
+    """
+    path = out_dir / WANDB_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    # W&B's own form of id (lowercase letters and digits); wandb 0.31 keeps its generator private.
+    run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
 def wandb_names(conf: DictConfig, out_dir: Path) -> dict:
-    """Each multirun job is its own W&B run, grouped by sweep, named by its overrides."""
+    """Each multirun job is its own W&B run, grouped by sweep, named by its overrides, with its run dir's id."""
     names: dict[str, Any] = {}
     if conf.get("group") is None and is_multirun():
         names["group"] = Path(HydraConfig.get().sweep.dir).name
@@ -146,7 +167,12 @@ def wandb_names(conf: DictConfig, out_dir: Path) -> dict:
             override_dirname = HydraConfig.get().job.override_dirname
         except ValueError:
             override_dirname = ""
-        names["name"] = override_dirname or out_dir.name
+        # override_dirname leaves the seed out (so seed replicas share a setting in reports); the run's
+        # name must still tell the replicas apart.
+        seeds = [o for o in job_overrides() if o.split("=", 1)[0].lstrip("+~") == "seed"]
+        names["name"] = ",".join(filter(None, [override_dirname, *seeds])) or out_dir.name
+    if conf.get("id") is None and conf.get("version") is None:
+        names["id"] = wandb_run_id(out_dir)
     return names
 
 
@@ -260,7 +286,9 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
             torch.set_num_threads(int(cfg.threads))
 
         datamodule: L.LightningDataModule = build(cfg.data)
-        datamodule.prepare_data()
+        # Downloads once per node: under DDP the other local ranks find the data in <data_dir>/hf.
+        if local_rank() == 0:
+            datamodule.prepare_data()
         datamodule.setup("fit")
         model_kwargs = datamodule.model_kwargs()
         if hasattr(datamodule, "data_info"):  # e.g. which SST protocol ran, on how many training examples
@@ -282,7 +310,7 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
         loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
         callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.get("trainer"), has_logger=bool(loggers))
         history = History()
-        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history, ResumeState()]
+        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history, ResumeState(), WandbMedia()]
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
         for lg in loggers:
             lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnlab.cli.args import REQUIRED, Command, Key, existing_dir
-from nnlab.utils.errors import NnlabError
 
 COMMAND = Command(
     "report",
@@ -19,36 +18,22 @@ COMMAND = Command(
         Key("sweep_dir", REQUIRED, "a multirun dir (logs/train/multiruns/<time>)", Path, check=existing_dir),
         Key("metric", None, "metric to rank settings by (default: the jobs' optimized_metric)"),
         Key("wandb", False, "also create a W&B Report (needs a W&B login)", bool),
-        Key("project", "nnlab", "W&B project of the sweep's runs"),
-        Key("entity", None, "W&B entity (default: your default entity)"),
+        Key("project", None, "W&B project of the Report (default: the one the sweep's jobs logged to)"),
+        Key("entity", None, "W&B entity (default: the sweep's, else your default entity)"),
     ],
     examples=["nnlab report sweep_dir=logs/train/multiruns/<time>", "nnlab report sweep_dir=<dir> wandb=true"],
 )
 
 
-def build_wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str):
-    """The W&B Report (not yet saved) of the runs whose group is this sweep's dir name (train.py's grouping):
-    learning curves of the metric and one bar chart of its mean per swept key."""
-    try:
-        import wandb_workspaces.reports.v2 as wr
-    except ImportError as e:
-        raise NnlabError("wandb=true needs the package wandb-workspaces: pip install wandb-workspaces") from e
-    runset = wr.Runset(entity=entity, project=project, name=sweep_dir.name,
-                       filters=f"Group == '{sweep_dir.name}'")  # fmt: skip
-    panels = [wr.LinePlot(x="epoch", y=[metric], title=f"{metric} per epoch")]
-    panels += [wr.ScalarChart(metric=metric, groupby_aggfunc="mean", title=f"{metric} by {k}") for k in keys[:4]]
-    return wr.Report(
-        entity=entity, project=project, title=f"nnlab sweep {sweep_dir.name}",
-        description=f"{metric} over the sweep's settings ({', '.join(keys) or 'one setting'}).",
-        blocks=[wr.H1(f"Sweep {sweep_dir.name}"), wr.PanelGrid(runsets=[runset], panels=panels)],
-    )  # fmt: skip
-
-
-def wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str, entity: str | None) -> str:
-    """Save the sweep's W&B Report (needs a login); returns its URL."""
+def wandb_report(sweep_dir: Path, metric: str, keys: list[str], project: str | None, entity: str | None) -> str:
+    """Save the sweep's W&B Report (needs a login) in the project/entity the sweep logged to, unless given;
+    returns its URL."""
     import wandb
 
-    report = build_wandb_report(sweep_dir, metric, keys, project, entity or wandb.Api().default_entity)
+    from nnlab.wandb_report import build_wandb_report, sweep_wandb_target
+
+    p, e = sweep_wandb_target(sweep_dir)
+    report = build_wandb_report(sweep_dir, metric, keys, project or p, entity or e or wandb.Api().default_entity)
     report.save()
     return report.url
 

@@ -50,7 +50,7 @@ COMMAND = Command(
         Key("method", "auto", "exact (ours), opentsne, or auto by size", choices=("auto", "exact", "opentsne")),
         Key("seed", 0, "random seed", int, check=at_least(0)),
         Key("out", None, "PNG path (default tsne_<name>.png)", Path),
-        Key("wandb", False, "start a W&B run if none is active and log the plot", bool),
+        Key("wandb", False, "log the plot into the checkpoint's own W&B run (else a new one) if none is active", bool),
     ],
     examples=["nnlab tsne data=digits n=1000", "nnlab tsne ckpt_path=<run>/checkpoints/best.ckpt"],
 )
@@ -249,18 +249,17 @@ def plot(points: Points, Y: np.ndarray, path: Path, subtitle: str = "") -> Path:
     return path
 
 
-def log_to_wandb(path: Path, key: str, caption: str, start: bool = False) -> bool:
-    """Log the PNG as a W&B image if a run is active (or start one when ``start``); returns whether it did."""
-    try:
-        import wandb
-    except ImportError:
-        return False
-    if wandb.run is None and start:
-        wandb.init(project="nnlab", job_type="tsne")
-    if wandb.run is None:
-        return False
-    wandb.log({key: wandb.Image(str(path), caption=caption)})
-    return True
+def log_to_wandb(path: Path, key: str, caption: str, start: bool = False, ckpt: str | None = None) -> bool:
+    """Log the PNG into the active W&B run, or with ``start`` into the checkpoint's own run (else a new one),
+    printing which; returns whether it did."""
+    from nnlab.utils.checkpoint import CHECKPOINT_KEY, load_checkpoint
+    from nnlab.utils.wandb_run import log_image
+
+    config = load_checkpoint(ckpt)[CHECKPOINT_KEY].get("config") if ckpt and start else None
+    line = log_image(path, key, caption, ckpt=ckpt, config=config, start=start)
+    if line:
+        print(line)
+    return line is not None
 
 
 def run(args: SimpleNamespace) -> Path:
@@ -277,6 +276,7 @@ def run(args: SimpleNamespace) -> Path:
     Y = est.fit_transform(points.X)
     subtitle = f"{est.method_}, perplexity {perplexity:g}, KL {est.kl_divergence_:.3f}, {est.fit_time_:.1f} s"
     out = plot(points, Y, Path(args.out or f"tsne_{name or 'ckpt'}.png"), subtitle)
-    logged = log_to_wandb(out, f"tsne/{name}", f"{points.title}; {subtitle}", start=args.wandb)
+    ckpt = str(args.ckpt_path) if args.ckpt_path else None
+    logged = log_to_wandb(out, f"tsne/{name}", f"{points.title}; {subtitle}", start=args.wandb, ckpt=ckpt)
     print(f"wrote {out}" + (" (logged to W&B)" if logged else ""))
     return out

@@ -22,7 +22,7 @@ import pytorch_lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from nnlab.data.hub import load_hub
+from nnlab.data.hub import hub_cache_dir, load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
@@ -107,7 +107,7 @@ def load_hub_images(
     local_hint: str = "put the files in one of those places",
 ) -> Arrays:
     """Load an image classification dataset from the HF hub (cached under ``data_dir/hf``)."""
-    cache = data_dir / "hf"
+    cache = hub_cache_dir(data_dir)
     hint = f"{local_hint} (nnlab caches hub downloads in {cache})"
     ds = load_hub(hub_id, hub_id, ", ".join(looked), hint=hint, cache_dir=str(cache)).with_format("numpy")
 
@@ -293,15 +293,19 @@ class ImageDataModule(L.LightningDataModule):
         self.data_train = self.data_val = self.data_test = None
         self.class_names: list[str] = []
         self.mean = self.std = None
+        self._arrays: Arrays | None = None
 
     def prepare_data(self) -> None:
-        # Locating/downloading happens in setup (single process on CPU); nothing to do per node here.
-        pass
+        # Once per node (local rank 0): a hub dataset is downloaded into <data_dir>/hf here; the arrays are
+        # kept for this process's setup(), so nothing is read twice.
+        if self.data_train is None and self._arrays is None:
+            self._arrays = load_image_arrays(self.name, self.data_dir, **self.options)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
             return
-        x_tr, y_tr, x_te, y_te, self.class_names = load_image_arrays(self.name, self.data_dir, **self.options)
+        arrays, self._arrays = self._arrays, None
+        x_tr, y_tr, x_te, y_te, self.class_names = arrays or load_image_arrays(self.name, self.data_dir, **self.options)
         order = np.random.default_rng(self.seed).permutation(len(x_tr))
         n_val = int(round(self.val_fraction * len(x_tr)))
         val_idx, train_idx = order[:n_val], order[n_val:]

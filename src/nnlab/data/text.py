@@ -26,7 +26,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from nnlab.data.hub import load_hub
+from nnlab.data.hub import hub_cache_dir, load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
@@ -638,6 +638,7 @@ class TextDataModule(LightningDataModule):
         self.reports: list[ReadReport] = []
         self.datasets: dict[str, EncodedText] = {}
         self.raw: dict[str, list[tuple[str, str]]] = {}
+        self._splits: dict[str, list[tuple[str, str]] | None] | None = None
 
     # -- to implement
     def load_splits(self) -> dict[str, list[tuple[str, str]] | None]:
@@ -664,14 +665,25 @@ class TextDataModule(LightningDataModule):
         rest = [train[i] for i in sorted(perm[n_val:])]
         return rest, val
 
+    def _hub(self, hub_id: str, looked: str, config: str | None = None, hint: str = ""):
+        return load_hub(self.name, hub_id, looked, config=config, hint=hint, cache_dir=hub_cache_dir(self.data_dir))
+
     def prepare_data(self) -> None:
-        pass
+        # Lightning calls this once per node (local rank 0): the hub download happens here, and the splits
+        # read are kept, so the setup() that follows in the same process does not read them again.
+        if self.datasets or self._splits is not None:
+            return
+        self.reports = []
+        self._splits = self.load_splits()
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.reports = []
-        splits = self.load_splits()
+        if self._splits is None:
+            self.reports = []
+            splits = self.load_splits()
+        else:
+            splits, self._splits = self._splits, None
         if splits.get("val") is None:
             splits["train"], splits["val"] = self.carve_val(splits["train"])
         self.raw = {k: v for k, v in splits.items() if v is not None}
@@ -857,7 +869,7 @@ class _SSTDataModule(TextDataModule):
         if all(p.is_file() for p in paths.values()):
             splits = {s: self._read(p, "label_first") for s, p in paths.items()}
         else:
-            hub = load_hub(self.name, self.hub_id, str(d / f"stsa.{self.prefix}.*"))
+            hub = self._hub(self.hub_id, str(d / f"stsa.{self.prefix}.*"))
             splits = {
                 s: [(str(r["label"]), r["text"]) for r in hub[h]]
                 for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
@@ -893,7 +905,7 @@ class _SSTDataModule(TextDataModule):
             )
         hub_id, config = self.phrases_hub_id
         self.protocol = f"phrases (hub {hub_id} {config})"
-        hub = load_hub(self.name, hub_id, looked, config=config, hint="or set data.phrases=false")
+        hub = self._hub(hub_id, looked, config=config, hint="or set data.phrases=false")
         return [(str(r["label"]), r["sentence"]) for r in hub["train"]]
 
 
@@ -953,7 +965,7 @@ class MRDataModule(TextDataModule):
                     log.warning(report.summary())
                 self._accept(report)
             return out
-        hub = load_hub(self.name, self.hub_id, str(d / "rt-polarity.{pos,neg}"))
+        hub = self._hub(self.hub_id, str(d / "rt-polarity.{pos,neg}"))
         return [(str(r["label"]), r["text"]) for split in ("train", "validation", "test") for r in hub[split]]
 
     def load_splits(self):
@@ -971,7 +983,7 @@ class _HubOnlyDataModule(TextDataModule):
     hub_id = ""
 
     def load_splits(self):
-        hub = load_hub(self.name, self.hub_id, "(hub only)")
+        hub = self._hub(self.hub_id, "(hub only)")
         names = hub["train"].features["label"].names
         self.class_names = list(names)
         return {
