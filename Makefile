@@ -42,6 +42,7 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports   # the layer contracts of docs/architecture.md (pyproject.toml)
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -13,7 +13,7 @@ import _wandb_records as wandb_records
 import pytest
 
 from conftest import FAST, ROOT, run_cli
-from nnlab.train import wandb_run_id
+from nnlab.utils.job import wandb_run_id
 
 INJECT = {"PYTHONPATH": str(ROOT / "tests")}
 SMALL = [*FAST, "logger=wandb", "data.train_subset=320", "data.batch_size=16", "trainer.max_epochs=2",

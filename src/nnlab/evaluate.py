@@ -12,9 +12,16 @@ import pytorch_lightning as L
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.train import instantiate_loggers, job_overrides, run_record, stage_metrics
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, model_from_checkpoint
-from nnlab.utils.errors import ConfigError, NnlabError
+from nnlab.utils.errors import NnlabError
+from nnlab.utils.job import (
+    check_modalities,
+    hydra_choices,
+    instantiate_loggers,
+    job_overrides,
+    run_record,
+    stage_metrics,
+)
 from nnlab.utils.run import build, report_error
 from nnlab.utils.wandb_media import WandbMedia
 
@@ -37,11 +44,7 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
         stored = OmegaConf.create(info["config"])
         data_cfg = cfg.data if cfg.get("data") is not None else stored.data
         model_cls, data_cls = get_class(stored.model._target_), get_class(data_cfg._target_)
-        if getattr(model_cls, "modality", None) != getattr(data_cls, "modality", None):
-            raise ConfigError(
-                f"checkpoint model {model_cls.__name__} ({model_cls.modality}) cannot be evaluated on "
-                f"{data_cls.__name__} ({getattr(data_cls, 'modality', None)}); pick data of the same kind"
-            )
+        check_modalities(model_cls, data_cls, data=hydra_choices().get("data"), verb="be evaluated on")
         L.seed_everything(stored.get("seed", cfg.seed), workers=True)
         datamodule = build(data_cfg)
         datamodule.prepare_data()

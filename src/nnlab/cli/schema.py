@@ -140,7 +140,7 @@ def validate(cfg: DictConfig, schema: str) -> None:
 
 
 MAX_SWEEP_CHECKS = 40
-HYDRA_BACKUP = ".hydra.finished"  # nnlab.train.HYDRA_BACKUP
+HYDRA_BACKUP = ".hydra.finished"  # nnlab.utils.job.HYDRA_BACKUP
 
 
 def finished_run(run_dir: Path) -> bool:

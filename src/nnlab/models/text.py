@@ -20,11 +20,11 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from nnlab.data.text import UNK, Vocab, pad_batch
 from nnlab.models.averaging import by_name, swap_weights
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils import ckernel
 from nnlab.utils.errors import CheckpointError, ConfigError, check_rate, choice_error
+from nnlab.vocab import UNK, Vocab, pad_batch
 
 
 def _plain(x):

@@ -8,7 +8,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-WANDB_ID_FILE = "wandb/nnlab-run-id"  # relative to a run dir; written by nnlab.train.wandb_run_id
+WANDB_ID_FILE = "wandb/nnlab-run-id"  # relative to a run dir; written by nnlab.utils.job.wandb_run_id
 
 
 def checkpoint_run_dir(ckpt_path: str | Path) -> Path:
