@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
-export DATA_DIR ?= $(abspath ../shared/data)
+# datasets are looked for (and downloads cached) here; CI points it at its shared copy
+export DATA_DIR ?= $(abspath data)
 export TORCHINDUCTOR_CACHE_DIR ?= $(abspath logs/.inductor)
 
 .PHONY: install train test test-slow test-all lint format sweep-demo bench-peers clean help
@@ -41,6 +42,7 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports   # the layer contracts of docs/architecture.md (pyproject.toml)
 
 format: install
 	$(VENV)/bin/ruff check --fix .
@@ -52,13 +54,13 @@ SWEEP_DEMO_DIR := logs/sweep-demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 endif
 sweep-demo: install
 	$(PY) train.py experiment=sweep_demo hydra.sweep.dir=$(SWEEP_DEMO_DIR)
-	$(PY) scripts/report.py $(SWEEP_DEMO_DIR)
+	$(PY) scripts/report.py sweep_dir=$(SWEEP_DEMO_DIR)
 
 # Peer programs for side-by-side benchmarks only (the C++ fastText), in their own venv: they need numpy 1.26.
 bench-peers: install
 	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
-	.venv-peers/bin/pip install -q -r ../shared/requirements-peers.txt
-	$(PY) scripts/bench_fasttext.py --peer-python .venv-peers/bin/python
+	.venv-peers/bin/pip install -q -r scripts/requirements-peers.txt
+	$(PY) scripts/bench_fasttext.py peer_python=.venv-peers/bin/python
 
 clean:
 	rm -rf logs .pytest_cache .ruff_cache

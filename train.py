@@ -1,25 +1,6 @@
-"""Train a model: `python train.py [group=option ...] [key=value ...]` (see README.md and conf/train.yaml)."""
+"""Train a model: `python train.py [group=option ...] [key=value ...]`, the same as `nnlab train ...`."""
 
-import os
-from pathlib import Path
-
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
-# OpenMP threads that spin while waiting turn any other load on a small CPU box into a 4-20x slowdown
-# (measured: digits default 161 s spinning vs 37 s passive on a loaded 2-core machine). Set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(os.environ["PROJECT_ROOT"]) / "logs" / ".inductor"))
-
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-import nnlab.utils.resolvers  # noqa: E402,F401  (registers ${pid:} and ${wandb_mode:} before composing)
-from nnlab.train import main as run_main  # noqa: E402
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    return run_main(cfg)
-
+from nnlab.cli.hydra_app import run_app
 
 if __name__ == "__main__":
-    main()
+    run_app("train")

@@ -1,21 +1,21 @@
 """nnlab's fastText against the C++ fastText: same data, same hyperparameters, accuracy and fit time.
 
-    python scripts/bench_fasttext.py [--peer-python .venv-peers/bin/python] [--repeats 5] [--ngrams 1 2]
+    python scripts/bench_fasttext.py [peer_python=.venv-peers/bin/python] [repeats=5] [ngrams=[1,2]]
 
-Data: SST-2, SST-1 (official splits) and MR fold 0 (``nnlab.data`` splits; the C++ side reads the same
-train/test sentences written as ``__label__<y> <text>`` files). Both sides: dim, epoch, lr (linearly decayed
+Data: SST-2, SST-1 (official splits; ``*_phrases``: trained on the phrases of the training trees) and MR fold 0
+(``nnlab.data`` splits; the C++ side reads the same train/test examples written as ``__label__<y> <text>``
+files). Both sides: dim, epoch, lr (linearly decayed
 to 0), wordNgrams, bucket, threads. Timed: the fit only (C++: ``fasttext.train_supervised`` in the peer
 interpreter, which also reads the file and builds its dictionary; ours: from the encoded sentences to the
 trained model, minibatching included; imports and data loading excluded for both). Accuracy on the test
-split. Median over ``--repeats`` runs with different seeds. Prints a table, writes ``bench_fasttext.json``.
+split. Median over ``repeats`` runs with different seeds. Prints a table, writes ``bench_fasttext.json``.
 
 The ``fasttext`` package is a peer, not a dependency: install it in its own venv
-(``python3 -m venv .venv-peers && .venv-peers/bin/pip install -r ../shared/requirements-peers.txt``).
+(``make bench-peers`` does it: ``.venv-peers`` with ``scripts/requirements-peers.txt``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -26,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from nnlab.cli.args import Command, Key, at_least, parse_script, positive
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+DATASETS = ("sst2", "sst5", "mr", "sst2_phrases", "sst5_phrases")
 
 PEER = r"""
 import json, sys, time
@@ -86,23 +88,30 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=os.environ.get("DATA_DIR", str(REPO.parent / "shared" / "data")))
     peer = os.environ.get("FASTTEXT_PYTHON", str(REPO / ".venv-peers/bin/python"))
-    p.add_argument("--peer-python", default=peer)
-    p.add_argument("--datasets", nargs="+", default=["sst2", "sst5", "mr"])
-    p.add_argument("--ngrams", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--dim", type=int, default=10)
-    p.add_argument("--epoch", type=int, default=5)
-    p.add_argument("--lr", type=float, default=0.25)
-    p.add_argument("--bucket", type=int, default=2_000_000)
-    p.add_argument("--threads", type=int, default=2, help="C++ fastText threads")
-    p.add_argument("--torch-threads", type=int, default=1, help="ours: tiny ops, threads only add overhead")
-    p.add_argument("--batch-size", type=int, default=4, help="our minibatch (the C++ SGD steps per example)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--skip-peer", action="store_true", help="time ours only")
-    p.add_argument("--out", default="bench_fasttext.json")
-    args = p.parse_args()
+    args = parse_script(
+        Command(
+            "bench_fasttext", __doc__.splitlines()[0],
+            [
+                Key("data_dir", os.environ.get("DATA_DIR", str(REPO / "data")), "datasets root"),
+                Key("peer_python", peer, "python of the venv with the C++ fastText (make bench-peers)"),
+                Key("datasets", list(DATASETS), "datasets (*_phrases: trained on SST's phrases, tested on sentences)",
+                    list, choices=DATASETS),
+                Key("ngrams", [1, 2], "word n-gram orders", list, item=int),
+                Key("dim", 10, "embedding size", int, check=at_least(1)),
+                Key("epoch", 5, "epochs", int, check=at_least(1)),
+                Key("lr", 0.25, "learning rate", float, check=positive),
+                Key("bucket", 2_000_000, "n-gram hash buckets", int, check=at_least(1)),
+                Key("threads", 2, "C++ fastText threads", int, check=at_least(1)),
+                Key("torch_threads", 1, "ours: tiny ops, threads only add overhead", int, check=at_least(1)),
+                Key("batch_size", 4, "our minibatch (the C++ SGD steps per example)", int, check=at_least(1)),
+                Key("repeats", 5, "seeds per cell (median)", int, check=at_least(1)),
+                Key("skip_peer", False, "time ours only", bool),
+                Key("out", "bench_fasttext.json", "result JSON"),
+            ],
+            prog="python scripts/bench_fasttext.py",
+        )
+    )  # fmt: skip
 
     import torch
 
@@ -110,10 +119,14 @@ def main() -> int:
 
     torch.set_num_threads(args.torch_threads)
     makers = {
-        "sst2": lambda: SST2DataModule(data_dir=args.data_dir),
-        "sst5": lambda: SST5DataModule(data_dir=args.data_dir),
+        "sst2": lambda: SST2DataModule(data_dir=args.data_dir, phrases=False),
+        "sst5": lambda: SST5DataModule(data_dir=args.data_dir, phrases=False),
         "mr": lambda: MRDataModule(data_dir=args.data_dir, fold=0),
+        # both sides train on the same phrase file (written from the trees) and test on the same sentences
+        "sst2_phrases": lambda: SST2DataModule(data_dir=args.data_dir, phrases=True),
+        "sst5_phrases": lambda: SST5DataModule(data_dir=args.data_dir, phrases=True),
     }
+    print(f"load average (1 min) at start: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     seeds = list(range(1, args.repeats + 1))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +191,7 @@ def main() -> int:
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}), file=sys.stderr)
     cols = ("dataset", "ngrams", "ours acc", "C++ acc", "diff", "ours s", "C++ s", "ratio")
-    print(" ".join(f"{c:>9}" for c in cols))
+    print(" ".join(f"{c:>12}" for c in cols))
     nan = float("nan")
     for r in rows:
         vals = (
@@ -189,10 +202,11 @@ def main() -> int:
             r.get("theirs_fit_s", nan),
             r.get("time_ratio", nan),
         )
-        print(f"{r['dataset']:>9} {r['ngrams']:9d} " + " ".join(f"{v:9.3f}" for v in vals))
+        print(f"{r['dataset']:>12} {r['ngrams']:12d} " + " ".join(f"{v:12.3f}" for v in vals))
     keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "batch_size", "repeats")
     settings = {k: getattr(args, k) for k in keys}
-    report = {"settings": settings, "torch": torch.__version__, "rows": rows}
+    report = {"settings": settings, "torch": torch.__version__, "load_end": os.getloadavg()[0], "rows": rows}
+    print(f"load average (1 min) at the end: {report['load_end']:.2f}")
     Path(args.out).write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out}")
     return 0

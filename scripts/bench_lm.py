@@ -24,7 +24,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-import lightning as L
+import pytorch_lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf

@@ -1,35 +1,33 @@
 """Benchmark: nnlab's exact t-SNE vs scikit-learn (exact, Barnes-Hut) and openTSNE, side by side in one run.
 
     nice -n 5 python scripts/bench_tsne.py     # digits + 5,000 Fashion-MNIST: table, JSON, plots
-    python scripts/bench_tsne.py --datasets digits --repeats 3
-    python scripts/bench_tsne.py --crossover 2000 5000 10000   # exact vs openTSNE time, for AUTO_EXACT_MAX_N
+    python scripts/bench_tsne.py datasets=[digits] repeats=3
+    python scripts/bench_tsne.py crossover=[2000,5000,10000]   # exact vs openTSNE time, for AUTO_EXACT_MAX_N
 
 All methods get perplexity 30 and their own defaults otherwise (openTSNE with n_jobs=2). Columns: wall time of
 the whole fit (affinities included), the KL each library reports, the KL of every embedding re-measured
 against the same exact P (perplexity 30, float64) so that the numbers are comparable (openTSNE and
 Barnes-Hut report KL against their own sparse kNN P), trustworthiness (n_neighbors=10) and leave-one-out
 10-NN accuracy in 2-D. The load average is recorded with every run: the machine is shared, so read
-wall times with it. Writes bench_tsne.json and bench_tsne_<dataset>.png in --out-dir (default: cwd).
+wall times with it. Writes bench_tsne.json and bench_tsne_<dataset>.png in out_dir (default: cwd).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from nnlab.data import load_image_arrays  # noqa: E402
-from nnlab.tsne import TSNE, joint_probabilities, kl_gradient, knn_accuracy, trustworthiness  # noqa: E402
-from nnlab.utils.subsets import balanced_subset  # noqa: E402
+from nnlab.cli.args import Command, Key, at_least, parse_script
+from nnlab.data import load_image_arrays
+from nnlab.tsne import TSNE, joint_probabilities, kl_gradient, knn_accuracy, trustworthiness
+from nnlab.utils.subsets import balanced_subset
 
 PERPLEXITY = 30.0
 
@@ -108,7 +106,7 @@ def plot(dataset: str, results: list[dict], embeddings: dict[str, np.ndarray], l
     plt.close(fig)
 
 
-def bench(args: argparse.Namespace) -> dict:
+def bench(args: SimpleNamespace) -> dict:
     out: dict = {"perplexity": PERPLEXITY, "machine": machine_info(), "datasets": {}}
     for dataset in args.datasets:
         X, labels = load_dataset(dataset, args.n_fashion, args.seed)
@@ -142,7 +140,7 @@ def bench(args: argparse.Namespace) -> dict:
     return out
 
 
-def crossover(args: argparse.Namespace) -> dict:
+def crossover(args: SimpleNamespace) -> dict:
     rows = []
     for n in args.crossover:
         X, _ = load_dataset("fashion", n, args.seed)
@@ -175,19 +173,24 @@ def print_table(result: dict) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=["digits", "fashion"], choices=["digits", "fashion"])
-    ap.add_argument(
-        "--methods", nargs="+", default=["nnlab-exact", "nnlab-exact-ee4", "sklearn-exact", "sklearn-bh", "opentsne"],
-        choices=["nnlab-exact", "nnlab-exact-ee4", "sklearn-exact", "sklearn-bh", "opentsne"],
+    methods = ("nnlab-exact", "nnlab-exact-ee4", "sklearn-exact", "sklearn-bh", "opentsne")
+    args = parse_script(
+        Command(
+            "bench_tsne", __doc__.splitlines()[0],
+            [
+                Key("datasets", ["digits", "fashion"], "datasets", list, choices=("digits", "fashion")),
+                Key("methods", list(methods), "methods", list, choices=methods),
+                Key("n_fashion", 5000, "Fashion-MNIST points", int, check=at_least(10)),
+                Key("repeats", 1, "repeats of the fast methods (ours, openTSNE)", int, check=at_least(1)),
+                Key("seed", 0, "random seed", int, check=at_least(0)),
+                Key("sklearn_exact_everywhere", False, "also run sklearn exact on Fashion", bool),
+                Key("crossover", None, "sizes n: time exact vs openTSNE on Fashion-MNIST, e.g. [1000,4000]", list,
+                    item=int),
+                Key("out_dir", ".", "where the JSON goes"),
+            ],
+            prog="python scripts/bench_tsne.py",
+        )
     )  # fmt: skip
-    ap.add_argument("--n-fashion", type=int, default=5000)
-    ap.add_argument("--repeats", type=int, default=1, help="repeats of the fast methods (ours, openTSNE)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sklearn-exact-everywhere", action="store_true", help="also run sklearn exact on Fashion")
-    ap.add_argument("--crossover", nargs="+", type=int, help="sizes n: time exact vs openTSNE on Fashion-MNIST")
-    ap.add_argument("--out-dir", default=".")
-    args = ap.parse_args()
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     if args.crossover:
         result = crossover(args)

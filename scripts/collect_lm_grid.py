@@ -1,6 +1,6 @@
 """The README table of an `experiment=lm_grid` multirun: one row per job, from its metrics.json.
 
-    python scripts/collect_lm_grid.py multirun/<date>/<time>  [--sort val/ppl]
+    python scripts/collect_lm_grid.py sweep_dir=logs/train/multiruns/<time>  [sort=val/ppl]
 
 Prints a Markdown table (size = emsize = nhid, layers, dropout, params, val/test perplexity, epochs, wall
 time) and writes lm_grid.json next to where it is run. Failed jobs are listed with their error.
@@ -8,9 +8,10 @@ time) and writes lm_grid.json next to where it is run. Failed jobs are listed wi
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+
+from nnlab.cli.args import REQUIRED, Command, Key, existing_dir, parse_script
 
 
 def job_row(metrics: dict) -> dict:
@@ -30,10 +31,16 @@ def job_row(metrics: dict) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("sweep_dir", type=Path)
-    ap.add_argument("--sort", default="val/ppl")
-    args = ap.parse_args()
+    args = parse_script(
+        Command(
+            "collect_lm_grid", __doc__.splitlines()[0],
+            [
+                Key("sweep_dir", REQUIRED, "the lm_grid multirun dir", Path, check=existing_dir),
+                Key("sort", "val/ppl", "column to sort by", choices=("val/ppl", "test/ppl", "params", "wall_s")),
+            ],
+            prog="python scripts/collect_lm_grid.py",
+        )
+    )  # fmt: skip
     rows = [job_row(json.loads(p.read_text())) for p in sorted(args.sweep_dir.glob("*/metrics.json"))]
     if not rows:
         raise SystemExit(f"error: no */metrics.json under {args.sweep_dir}; give the multirun's sweep dir")

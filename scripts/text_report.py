@@ -1,17 +1,16 @@
 """The sentence-model comparison table from finished runs (``experiment=sentence_models`` or single runs).
 
-    python scripts/text_report.py logs/train/multirun/2026-11-25_18-00-00      # any dirs holding metrics.json
-    python scripts/text_report.py RUN_DIR ... --out text_report.json
+    python scripts/text_report.py paths=[logs/train/multiruns/2026-11-25_18-00-00]   # any dirs holding metrics.json
+    python scripts/text_report.py paths=[RUN_DIR,RUN_DIR] out=text_report.json
 
 Groups runs by (model, data) and prints test accuracy mean ± std over seeds, parameters, training seconds per
 epoch (``wall_s`` of fit / epochs run; validation included) and inference sentences per second (the best
 checkpoint of the group's first run, the test split of its dataset, batches of 500, one thread unless
-``--threads``). Writes the rows as JSON.
+``threads``). Writes the rows as JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -19,8 +18,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from nnlab.cli.args import REQUIRED, Command, Key, at_least, parse_script
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -60,12 +60,18 @@ def throughput(run: Path, data_dir: str | None, repeats: int = 3) -> float:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--data-dir", default=None, help="override the runs' data_dir (e.g. ../shared/data)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="text_report.json")
-    args = p.parse_args()
+    args = parse_script(
+        Command(
+            "text_report", __doc__.splitlines()[0],
+            [
+                Key("paths", REQUIRED, "run or sweep dirs holding metrics.json, e.g. [dir1,dir2]", list),
+                Key("data_dir", None, "override the runs' data_dir (e.g. ../shared/data)"),
+                Key("threads", 1, "torch threads for the inference timing", int, check=at_least(1)),
+                Key("out", "text_report.json", "result JSON"),
+            ],
+            prog="python scripts/text_report.py",
+        )
+    )  # fmt: skip
     import torch
 
     torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@ import os
 import signal
 
 import torch
-from lightning.pytorch.callbacks import Callback
+from pytorch_lightning.callbacks import Callback
 
 
 class KillAtStep(Callback):

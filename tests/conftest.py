@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
@@ -83,9 +84,11 @@ def run_cli(
     args += list(overrides)
     if run_dir is not None:
         args.append(f"hydra.{'sweep' if multirun else 'run'}.dir={run_dir}")
-    proc = subprocess.run(
-        args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
-    )
+    env = {**os.environ, **(env or {})}
+    # This checkout's src/ first, also where a test sets PYTHONPATH (fault injection) or the venv has
+    # another checkout installed: the code under test is the code next to these tests.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     return CLIResult(proc, run_dir or Path("."))
 
 
@@ -94,3 +97,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set DATA_DIR)")
     return SHARED_DATA
+
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (CI installs it); a bare machine skips these tests.
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion_mnist = pytest.mark.skipif(
+    not FASHION_DIR.is_dir() and not os.environ.get("CI"),
+    reason="Fashion-MNIST absent: apt-get install dataset-fashion-mnist",
+)
+
+
+def make_image_folder(root: Path, classes: dict[str, int], size: tuple[int, int] = (8, 8), mode: str = "L") -> Path:
+    """``root/<class>/<i>.png``: ``classes`` maps a class name to its number of images, each class a brightness."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, (name, n) in enumerate(classes.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            base = 40 + 160 * c / max(1, len(classes) - 1)
+            shape = (size[0], size[1]) if mode == "L" else (size[0], size[1], 3)
+            pixels = np.clip(base + rng.normal(0, 20, shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode=None).convert(mode).save(root / name / f"{i}.png")
+    return root

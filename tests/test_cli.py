@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import FAST, ROOT, run_cli
+from conftest import FAST, ROOT, needs_fashion_mnist, run_cli
 
 DIGITS_SMALL = [*FAST, "data.train_subset=600"]
 
@@ -180,6 +180,7 @@ def test_default_experiment_reaches_097_on_digits(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@needs_fashion_mnist
 def test_fashion_mnist_three_epochs_reaches_088(tmp_path) -> None:
     r = run_cli(
         "train.py", "data=fashion_mnist", "trainer.max_epochs=3", "callbacks=minimal", "logger=csv",

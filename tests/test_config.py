@@ -93,7 +93,7 @@ def test_every_optuna_search_point_is_a_valid_config(search: str, tmp_path) -> N
 
 
 def test_ddp_trainer_composes_and_builds_on_cpu(tmp_path) -> None:
-    from lightning.pytorch.strategies import DDPStrategy
+    from pytorch_lightning.strategies import DDPStrategy
 
     cfg = compose_cfg(overrides=["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], output_dir=tmp_path)
     trainer = build(cfg.trainer, logger=False, enable_progress_bar=False)
@@ -130,7 +130,7 @@ def test_wandb_sweep_specs_are_valid_hydra_overrides(spec, tmp_path) -> None:
 def test_progress_bar_and_summary_switches_drop_their_callbacks(tmp_path) -> None:
     # callbacks=default carries a RichProgressBar and RichModelSummary; Lightning refuses them beside
     # enable_progress_bar=false / enable_model_summary=false, which users type to quiet a run.
-    from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+    from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 
     from nnlab.train import instantiate_callbacks
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, ROOT, compose_cfg, run_cli
+from conftest import FAST, ROOT, compose_cfg, make_image_folder, run_cli
 from nnlab.data import LocalTextDataModule
 from nnlab.report import write_report
 from nnlab.train import run
 from nnlab.utils.checkpoint import load_checkpoint
-from nnlab.utils.errors import CheckpointError, DataError
+from nnlab.utils.errors import CheckpointError, DataError, NnlabError
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,11 @@ def test_pickled_object_in_checkpoint_is_refused(tmp_path) -> None:
 
 
 def test_checkpoint_of_other_labels_is_refused(trained, tmp_path) -> None:
-    r = run_cli("eval.py", f"ckpt_path={trained}/checkpoints/best.ckpt", "data=fashion_mnist", run_dir=tmp_path / "e")
+    pets = make_image_folder(tmp_path / "pets", {"cat": 6, "dog": 6})  # digits' shape, other class names
+    r = run_cli(
+        "eval.py", f"ckpt_path={trained}/checkpoints/best.ckpt", "data=image_folder", f"data.path={pets}",
+        run_dir=tmp_path / "e",
+    )  # fmt: skip
     assert r.rc == 2 and "trained with another class_names" in r.stderr and "Traceback" not in r.stderr, r
 
 
@@ -362,3 +366,20 @@ def test_last_checkpoint_is_written_every_epoch_even_when_the_metric_does_not_im
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
     assert last["epoch"] == 2 and best["epoch"] == 0
     assert record["best_ckpt"] == str(tmp_path / "checkpoints" / "best.ckpt")
+
+
+@pytest.mark.parametrize("bad", [["model.pool=median"], ["model=mlp"]])
+def test_a_failed_resume_into_a_finished_run_keeps_its_results(trained, tmp_path, bad: list[str]) -> None:
+    """The refusal comes after composition (a bad choice, another model's checkpoint): the finished run's
+    metrics.json and the CSV logger's file stay as they were; the attempt is recorded beside them."""
+    import shutil
+
+    copy = tmp_path / "finished"
+    shutil.copytree(trained, copy)
+    keep = {p: (copy / p).read_bytes() for p in ("metrics.json", "config.yaml") if (copy / p).exists()}
+    keep.update({str(p.relative_to(copy)): p.read_bytes() for p in (copy / "csv").rglob("*") if p.is_file()})
+    assert json.loads(keep["metrics.json"])["status"] == "ok"
+    with pytest.raises(NnlabError):
+        run(compose_cfg(overrides=[*FAST, "data.train_subset=400", "resume=auto", *bad], output_dir=copy))
+    assert {p: (copy / p).read_bytes() for p in keep} == keep
+    assert json.loads((copy / "metrics.failed.json").read_text())["status"] == "failed"

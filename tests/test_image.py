@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import compose_cfg
+from conftest import compose_cfg, make_image_folder, needs_fashion_mnist
 from nnlab.data import ImageDataModule, load_image_arrays
-from nnlab.data.images import DEBIAN_FASHION_DIR, read_idx
+from nnlab.data.images import read_idx
 from nnlab.models import ImageClassifier
 from nnlab.nn import MLP, ConvNet
 from nnlab.nn.registry import NORMS, POOLS
@@ -54,10 +53,7 @@ def test_batches_cover_the_epoch() -> None:
     assert len(ys) == len(dm.data_train) and sorted(ys.tolist()) == sorted(dm.data_train.tensors[1].tolist())
 
 
-@pytest.mark.skipif(
-    not DEBIAN_FASHION_DIR.is_dir() and not os.environ.get("CI"),
-    reason="apt-get install dataset-fashion-mnist",
-)
+@needs_fashion_mnist
 def test_fashion_mnist_60000_10000_balanced() -> None:
     x_tr, y_tr, x_te, y_te, names = load_image_arrays("fashion_mnist", "/nonexistent")
     assert x_tr.shape == (60000, 1, 28, 28) and x_te.shape == (10000, 1, 28, 28)
@@ -134,7 +130,6 @@ def test_hub_loader_converts_an_hf_image_dataset(tmp_path, monkeypatch) -> None:
     import datasets
     from PIL import Image
 
-    import nnlab.data.hub as hub
     import nnlab.data.images as images
 
     rng = np.random.default_rng(0)
@@ -149,7 +144,6 @@ def test_hub_loader_converts_an_hf_image_dataset(tmp_path, monkeypatch) -> None:
         ds.to_parquet(str(repo / f"{split}-00000-of-00001.parquet"))
         if split == "train":
             expected = pixels
-    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
     x_tr, y_tr, x_te, y_te, names = images.load_hub_images(
         str(tmp_path / "repo"), tmp_path / "cache", "image", "label", None, looked=[]
     )
@@ -173,3 +167,47 @@ def test_nan_loss_stops_at_once_with_one_line(tmp_path) -> None:
     assert "\n" not in msg and "training loss is" in msg and "at step" in msg
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "failed" and "at step" in record["error"]
+
+
+def test_image_folder_reads_class_subfolders_and_holds_out_a_test_split(tmp_path) -> None:
+    make_image_folder(tmp_path / "pets", {"dog": 10, "cat": 15})
+    x_tr, y_tr, x_te, y_te, names = load_image_arrays("image_folder", tmp_path, path="pets")  # relative to data_dir
+    assert names == ["cat", "dog"]  # sorted, as ImageFolder does
+    assert x_tr.shape[1:] == (1, 8, 8) and len(x_tr) + len(x_te) == 25 and len(x_te) == 5
+    assert sorted(np.concatenate([y_tr, y_te]).tolist()) == [0] * 15 + [1] * 10
+
+
+def test_image_folder_train_test_layout_rgb_and_resize(tmp_path) -> None:
+    make_image_folder(tmp_path / "train", {"a": 4, "b": 4}, size=(12, 10), mode="RGB")
+    make_image_folder(tmp_path / "test", {"a": 2, "b": 2}, size=(6, 6), mode="RGB")
+    x_tr, _, x_te, y_te, names = load_image_arrays("image_folder", "/", path=str(tmp_path), image_size=[8, 8])
+    assert x_tr.shape == (8, 3, 8, 8) and x_te.shape == (4, 3, 8, 8) and names == ["a", "b"]
+    with pytest.raises(DataError, match="data.image_size"):  # without resizing, the sizes differ
+        load_image_arrays("image_folder", "/", path=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "layout,match",
+    [("empty", "no class sub-folders"), ("not_an_image", "not a readable image"), ("missing", "not a directory")],
+)
+def test_image_folder_faults_are_one_line(tmp_path, layout: str, match: str) -> None:
+    root = tmp_path / "imgs"
+    if layout != "missing":
+        root.mkdir()
+    if layout == "not_an_image":
+        make_image_folder(root, {"a": 3, "b": 3})
+        (root / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=match) as e:
+        load_image_arrays("image_folder", tmp_path, path=str(root))
+    assert "\n" not in str(e.value)
+
+
+def test_image_folder_trains(tmp_path) -> None:
+    make_image_folder(tmp_path / "pets", {"cat": 20, "dog": 20})
+    cfg = compose_cfg(
+        overrides=["data=image_folder", f"data.path={tmp_path / 'pets'}", "trainer.max_epochs=3", "callbacks=minimal",
+                   "logger=csv", "trainer.enable_progress_bar=false", "extras.print_config=false"],
+        output_dir=tmp_path / "run",
+    )  # fmt: skip
+    record = run(cfg)
+    assert record["status"] == "ok" and record["test/acc"] >= 0.75, record  # two brightness levels: easy

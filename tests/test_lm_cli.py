@@ -10,18 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
+import pytorch_lightning as L
 import torch
 from hydra.utils import get_class
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from conftest import FAST, ROOT, compose_cfg, run_cli
+from nnlab.cli import run_command
 from nnlab.data.corpus import CorpusDataModule
 from nnlab.models.lm import LanguageModel
-from nnlab.utils.errors import CheckpointError, ConfigError
+from nnlab.utils.errors import ConfigError
 
 WORDS = "the market rose as investors bought shares of the bank and sold bonds".split()
 
@@ -76,14 +77,12 @@ def test_generate_and_embeddings_scripts_in_process(tmp_path, capsys):
         enable_model_summary=False, callbacks=[ck], num_sanity_val_steps=0,
     ).fit(model, dm)  # fmt: skip
     ckpt = f"ckpt_path={tmp_path / 'ck' / 'best.ckpt'}"
-    gen = load_script("generate")
-    a = gen.main([ckpt, "prompt=the market zzz", "words=12", "seed=3"])
-    assert a == gen.main([ckpt, "prompt=the market zzz", "words=12", "seed=3"])
-    assert a != gen.main([ckpt, "prompt=the market zzz", "words=12", "seed=4"])
+    a = run_command("generate", [ckpt, "prompt=the market zzz", "words=12", "seed=3"])
+    assert a == run_command("generate", [ckpt, "prompt=the market zzz", "words=12", "seed=3"])
+    assert a != run_command("generate", [ckpt, "prompt=the market zzz", "words=12", "seed=4"])
     assert a.startswith("the market zzz") and len(a.split()) + a.count("\n") == 15  # <eos> is a line break
     assert "zzz" in capsys.readouterr().err  # reported as <unk>
-    emb = load_script("embeddings")
-    emb.main([ckpt, f"out={tmp_path / 'emb.npz'}", "top=5", "words=[bank,shares,zebra]"])
+    run_command("embeddings", [ckpt, f"out={tmp_path / 'emb.npz'}", "top=5", "words=[bank,shares,zebra]"])
     z = np.load(tmp_path / "emb.npz")
     assert z["vectors"].shape == (len(dm.vocab), 16) and int(z["top"]) == 5
     assert list(z["vocab"]) == dm.vocab.itos
@@ -92,9 +91,9 @@ def test_generate_and_embeddings_scripts_in_process(tmp_path, capsys):
         torch.from_numpy(z["vectors"]), LanguageModel.from_checkpoint(ckpt[10:]).net.encoder.weight
     )
     with pytest.raises(ConfigError, match="ckpt_path"):
-        gen.main([])
-    with pytest.raises(CheckpointError, match="not a file"):
-        emb.main([f"ckpt_path={tmp_path / 'missing.ckpt'}"])
+        run_command("generate", [])
+    with pytest.raises(ConfigError, match="missing.ckpt does not exist"):
+        run_command("embeddings", [f"ckpt_path={tmp_path / 'missing.ckpt'}"])
 
 
 @pytest.mark.slow
@@ -151,7 +150,7 @@ def test_collect_lm_grid_table(tmp_path, monkeypatch, capsys):
     (tmp_path / "sweep" / "2").mkdir()
     (tmp_path / "sweep" / "2" / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["collect", str(tmp_path / "sweep")])
+    monkeypatch.setattr(sys, "argv", ["collect", f"sweep_dir={tmp_path / 'sweep'}"])
     load_script("collect_lm_grid").main()
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].startswith("| 200 | 2 | 0.3 | 200,000 | 120.0 | 115.0 |")  # best val ppl first

@@ -6,11 +6,11 @@ import math
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import pytest
+import pytorch_lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from nnlab.data.corpus import CorpusDataModule
 from nnlab.models.lm import LanguageModel, vocab_mismatch

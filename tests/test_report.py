@@ -1,4 +1,4 @@
-"""scripts/report.py on a synthetic sweep dir: aggregation, failures, sorting, HTML, clear errors."""
+"""nnlab report (scripts/report.py) on a synthetic sweep dir: aggregation, failures, sorting, HTML, clear errors."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_report_files_and_self_contained_html(tmp_path) -> None:
 def test_empty_or_foreign_dir_is_one_clear_line(tmp_path) -> None:
     with pytest.raises(DataError, match="holds no sweep jobs"):
         load_jobs(tmp_path)
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), str(tmp_path / "nope")],
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), f"sweep_dir={tmp_path / 'nope'}"],
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
 
@@ -75,7 +75,7 @@ def test_empty_or_foreign_dir_is_one_clear_line(tmp_path) -> None:
 def test_cli_prints_table_and_says_offline_for_wandb(tmp_path, monkeypatch) -> None:
     make_sweep(tmp_path)
     env = {"WANDB_MODE": "offline", "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), str(tmp_path), "--wandb"],
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), f"sweep_dir={tmp_path}", "wandb=true"],
                        capture_output=True, text=True, env=env)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "6 jobs (1 failed)" in r.stdout and "| lp |" in r.stdout
@@ -106,16 +106,47 @@ def test_report_html_renders_in_headless_chromium(tmp_path) -> None:
 def test_wandb_report_has_the_sweeps_group_its_metric_and_one_chart_per_swept_key(tmp_path) -> None:
     """The W&B Report is built offline from the sweep (saving it needs a login): the runset selects the runs
     train.py grouped under the sweep dir's name."""
-    import importlib.util
+    import nnlab.wandb_report as cli
 
-    spec = importlib.util.spec_from_file_location("report_cli", ROOT / "scripts" / "report.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     sweep = make_sweep(tmp_path / "2026-11-25_10-00-00_123")
     out = write_report(sweep)
     report = cli.build_wandb_report(sweep, out["metric"], out["keys"], "nnlab", "someone")
     grid = report.blocks[1]
     assert report.title == f"nnlab sweep {sweep.name}" and report.entity == "someone"
     assert grid.runsets[0].filters == f"Group == '{sweep.name}'"
-    charts = [p for p in grid.panels if type(p).__name__ == "ScalarChart"]
+    # bar charts now (a ScalarChart draws one number for all runs; the grouping is tested below)
+    charts = [p for p in grid.panels if type(p).__name__ == "BarPlot"]
     assert [c.title for c in charts] == [f"{out['metric']} by {k}" for k in out["keys"]]
+
+
+def _report_cli():
+    import nnlab.wandb_report
+
+    return nnlab.wandb_report
+
+
+def test_wandb_report_groups_each_chart_by_its_swept_key_with_mean_and_spread(tmp_path) -> None:
+    import wandb_workspaces.reports.v2 as wr
+
+    sweep = make_sweep(tmp_path / "sweep")
+    (sweep / "0" / "config.yaml").write_text("logger:\n  wandb:\n    project: lab-project\n    entity: lab-team\n")
+    report = _report_cli().build_wandb_report(sweep, "val/acc", ["model.pool", "model.norm"])
+    assert (report.project, report.entity) == ("lab-project", "lab-team"), "from the sweep's own config"
+    grid = report.blocks[1]
+    assert (grid.runsets[0].project, grid.runsets[0].entity) == ("lab-project", "lab-team")
+    bars = [p for p in grid.panels if isinstance(p, wr.BarPlot)]
+    assert [(b.metrics, b.groupby, b.groupby_aggfunc, b.groupby_rangefunc) for b in bars] == [
+        (["val/acc"], wr.Config("model.pool"), "mean", "stddev"),
+        (["val/acc"], wr.Config("model.norm"), "mean", "stddev"),
+    ]
+    # what W&B receives: grouped by the nested config value (train.py logs the config as nested dicts)
+    model = bars[0]._to_model().config
+    assert (model.group_by, model.group_agg, model.group_area, model.aggregate) == (
+        "model.value.pool", "mean", "stddev", True
+    )  # fmt: skip
+    (parallel,) = [p for p in grid.panels if isinstance(p, wr.ParallelCoordinatesPlot)]
+    assert [c.metric for c in parallel.columns] == [
+        wr.Config("model.pool"), wr.Config("model.norm"), wr.SummaryMetric("val/acc")
+    ]  # fmt: skip
+    lines = [p for p in grid.panels if isinstance(p, wr.LinePlot)]
+    assert [(ln.x, ln.y) for ln in lines] == [("epoch", ["val/acc"])]

@@ -152,3 +152,24 @@ def test_dev_sweep_end_to_end_on_a_smoke_grid_then_tests_the_winner(tmp_path, sh
     winner = [f"{k}={v}" for k, v in dev["ranking"]["cnn"][0]["params"].items()]
     assert all(set(winner) <= set(r["overrides"]) and "test=false" not in r["overrides"] for r in final["runs"])
     assert not list(out.rglob("*.ckpt"))
+
+
+def test_bench_text_times_before_and_after_on_sentences_and_phrases(tmp_path):
+    d = tmp_path / "sst"
+    (d / "trees").mkdir(parents=True)
+    for split, n in (("train", 40), ("dev", 10), ("test", 10)):
+        (d / f"stsa.binary.{split}").write_text("".join(f"{i % 2} w{i % 7} {'good' if i % 2 else 'bad'} film\n"
+                                                        for i in range(n)))  # fmt: skip
+    (d / "trees" / "train.txt").write_text("(3 (2 a) (4 (4 good) (2 film)))\n(1 (2 a) (0 (0 bad) (2 film)))\n" * 20)
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_text.py"), f"data_dir={tmp_path}", "encoders=[cnn]",
+         "steps=10", "warmup=1", "repeats=1", "force=true", f"out={out}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| cnn | SST-2 phrases |" in proc.stdout and "load average" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["encoder"], r["level"]) for r in rows] == [("cnn", "sentences"), ("cnn", "phrases")]
+    assert rows[1]["after"]["train_examples"] == 6 and rows[0]["after"]["train_examples"] == 40  # distinct phrases
+    assert all(r["before"]["s_per_epoch"] > 0 and r["after"]["examples_per_s"] > 0 for r in rows)

@@ -40,12 +40,25 @@ needs_shared = pytest.mark.skipif(not (SHARED / "sst").is_dir(), reason="shared 
     [(SST2DataModule, (6920, 872, 1821), 2), (SST5DataModule, (8544, 1101, 2210), 5)],
 )
 def test_sst_split_sizes(cls, sizes, classes):
-    dm = cls(data_dir=str(SHARED))
+    dm = cls(data_dir=str(SHARED), phrases=False)
     dm.setup("fit")
     assert tuple(dm.split_sizes()[s] for s in ("train", "val", "test")) == sizes
     kw = dm.model_kwargs()
     assert kw["num_classes"] == classes == len(kw["class_names"])
     assert kw["pad_index"] == 0 and kw["vocab"]["tokens"][:2] == ["<pad>", "<unk>"]
+    assert all(r.skipped == 0 for r in dm.reports)
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("cls", "sizes"), [(SST2DataModule, (77_195, 872, 1821)), (SST5DataModule, (156_817, 1101, 2210))]
+)
+def test_sst_default_trains_on_the_phrases_of_stanfords_trees(cls, sizes):
+    """The shared trees' 156,817 distinct lower-cased phrases (sst/README.md); SST-2 keeps the non-neutral ones."""
+    dm = cls(data_dir=str(SHARED))
+    dm.setup("fit")
+    assert dm.data_info()["protocol"] == "phrases (sst/trees/train.txt)"
+    assert tuple(dm.split_sizes()[s] for s in ("train", "val", "test")) == sizes
     assert all(r.skipped == 0 for r in dm.reports)
 
 
@@ -122,7 +135,7 @@ def test_sst2_phrases_from_trees_binary_labels_sentences_for_val_and_test(tmp_pa
     report = next(r for r in dm.reports if r.path.endswith("train.txt"))
     assert (report.examples, report.blank, report.malformed) == (2, 1, 1)
     assert "train.txt:4: not an SST tree" in report.problems[0]
-    sentences = SST2DataModule(data_dir=str(tmp_path))
+    sentences = SST2DataModule(data_dir=str(tmp_path), phrases=False)
     sentences.setup("fit")
     assert len(sentences.raw["train"]) == 2
 
@@ -313,3 +326,55 @@ def test_pad_batch_and_bucketing():
     assert spread < 5  # similar lengths together (random batches would spread ~20)
     s.set_epoch(1)
     assert list(s) != batches
+
+
+def test_phrases_are_the_default_when_the_trees_are_here_and_say_so(tmp_path, caplog):
+    import logging
+
+    d = _sst_dir(tmp_path)
+    auto = SST2DataModule(data_dir=str(tmp_path))  # no trees: sentences, and the log says why
+    with caplog.at_level(logging.INFO, logger="nnlab.data.text"):
+        auto.setup("fit")
+    assert auto.data_info() == {"protocol": "sentences", "train_examples": 2, "val_examples": 2, "test_examples": 2}
+    assert "no phrase file or trees" in caplog.text
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
+    dm = SST2DataModule(data_dir=str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="nnlab.data.text"):
+        dm.setup("fit")
+    info = dm.data_info()
+    assert info["protocol"] == "phrases (sst/trees/train.txt)" and info["train_examples"] == 6
+    assert info["val_examples"] == 2 and info["test_examples"] == 2  # validation and test stay sentences
+    assert "training on phrases (sst/trees/train.txt); 6 train, 2 val, 2 test examples" in caplog.text
+
+
+def test_dev_and_test_trees_never_reach_training(tmp_path):
+    d = _sst_dir(tmp_path, "fine")
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
+    (d / "trees" / "dev.txt").write_text("(4 (3 devword) (4 (4 wonderful) (2 devonly)))\n")
+    (d / "trees" / "test.txt").write_text("(0 (1 testword) (0 (0 awful) (2 testonly)))\n")
+    dm = SST5DataModule(data_dir=str(tmp_path))
+    dm.setup("fit")
+    train_words = {w for _, t in dm.raw["train"] for w in t.lower().split()}
+    assert not train_words & {"devword", "devonly", "testword", "testonly", "wonderful", "awful"}
+    assert not {"devword", "testword", "wonderful", "awful"} & set(dm.vocab.itos)  # vocabulary from train only
+
+
+def test_metrics_json_says_which_protocol_ran(tmp_path):
+    import json
+
+    from conftest import FAST, compose_cfg
+    from nnlab.train import run
+
+    d = _sst_dir(tmp_path / "data")
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n" * 3)
+    cfg = compose_cfg(
+        overrides=[*FAST, "model=fasttext", "data=sst2", f"paths.data_dir={tmp_path / 'data'}", "test=false"],
+        output_dir=tmp_path / "run",
+    )
+    run(cfg)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["data"] == {"protocol": "phrases (sst/trees/train.txt)", "train_examples": 6, "val_examples": 2,
+                              "test_examples": 2}  # fmt: skip

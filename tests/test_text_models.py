@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import pytest
+import pytorch_lightning as L
 import torch
 
 from nnlab.data.text import LocalTextDataModule, Vocab
@@ -152,16 +151,13 @@ def test_checkpoint_round_trip_with_vocab_weights_only_and_predict_script(tiny, 
     torch.testing.assert_close(loaded.predict(texts), model.predict(texts))
     assert loaded.predict(texts).argmax(1).tolist() == [1, 0, 0]
     # predict.py in-process (tests/test_text_cli.py runs it as a subprocess on a train.py checkpoint)
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import predict
-    finally:
-        sys.path.pop(0)
-    assert predict.main([f"ckpt_path={ckpt}", *texts[:2]]) == 0
+    from nnlab.cli import main as nnlab
+
+    assert nnlab(["predict", f"ckpt_path={ckpt}", *texts[:2]]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert rows[0].split()[0] == "pos" and rows[1].split()[0] == "neg"
     assert "pos=" in rows[0] and "neg=" in rows[0]
-    assert predict.main([f"ckpt_path={tmp_path}/no.ckpt", "x"]) == 2
+    assert nnlab(["predict", f"ckpt_path={tmp_path}/no.ckpt", "x"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no.ckpt" in err
 
@@ -424,8 +420,8 @@ def test_ema_validates_on_the_average_and_the_checkpoint_stores_it(tiny, tmp_pat
     cfg = dict(ENCODER_CONFIGS["cnn"], ema=0.9)
     model = TextClassifier(**dm_kwargs(dm), **cfg)
     # as conf/callbacks/default.yaml: best.ckpt by val/acc, last.ckpt after every epoch
-    best_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max")
-    last_cb = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
+    best_cb = L.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max")
+    last_cb = L.callbacks.ModelCheckpoint(dirpath=tmp_path, filename="last", monitor=None)
     trainer = L.Trainer(
         max_epochs=3,
         logger=False,

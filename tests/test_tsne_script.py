@@ -1,4 +1,4 @@
-"""scripts/tsne.py: raw inputs and a checkpoint of each modality (image, text, tokens) give a plot.
+"""nnlab tsne (scripts/tsne.py): raw inputs and a checkpoint of each modality (image, text, tokens) give a plot.
 
 The checkpoints here are built like train.py writes them (``checkpoint["nnlab"]`` with config, model_kwargs,
 family; loadable with ``weights_only=True``) around tiny stand-in models, so the script's loading, feature
@@ -7,7 +7,6 @@ hooks and plotting are exercised without a training run.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,13 +16,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import nnlab.cli.tsne as tsne_script
+from nnlab.cli import run_command
+from nnlab.cli.args import parse
 from nnlab.utils.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("nnlab_tsne_script", ROOT / "scripts" / "tsne.py")
-tsne_script = importlib.util.module_from_spec(_spec)
-sys.modules["nnlab_tsne_script"] = tsne_script
-_spec.loader.exec_module(tsne_script)
+
+
+def tsne(*argv: str) -> Path:
+    return run_command("tsne", argv)
+
+
+def tsne_args(*argv: str):
+    return parse(tsne_script.COMMAND, argv)
+
 
 N_CLASSES = 3
 
@@ -106,7 +113,7 @@ def _save(tmp_path: Path, model: nn.Module, target: str, data_target: str | None
 
 
 def test_raw_digits_plot(tmp_path: Path) -> None:
-    out = tsne_script.main(["--data", "digits", "--n", "150", "--max-iter", "300", "--out", str(tmp_path / "d.png")])
+    out = tsne("data=digits", "n=150", "max_iter=300", f"out={tmp_path / 'd.png'}")
     assert out.stat().st_size > 10_000
 
 
@@ -114,11 +121,11 @@ def test_image_checkpoint_penultimate_features(tmp_path: Path) -> None:
     torch.manual_seed(0)
     kwargs = {"num_classes": N_CLASSES, "input_shape": [1, 6, 6], "class_names": ["a", "b", "c"]}
     path = _save(tmp_path, TinyImageNet(**kwargs), "TinyImageNet", "TinyImageData", kwargs, "image_classifier")
-    args = tsne_script.build_parser().parse_args(["--ckpt", str(path), "--n", "60"])
+    args = tsne_args(f"ckpt_path={path}", "n=60")
     pts = tsne_script.checkpoint_points(str(path), args)
     assert pts.X.shape == (60, 16)  # the input of the last Linear, not the logits
     assert pts.labels.tolist() == (np.arange(60) % N_CLASSES).tolist() and pts.class_names == ["a", "b", "c"]
-    out = tsne_script.main(["--ckpt", str(path), "--n", "60", "--max-iter", "300", "--out", str(tmp_path / "i.png")])
+    out = tsne(f"ckpt_path={path}", "n=60", "max_iter=300", f"out={tmp_path / 'i.png'}")
     assert out.stat().st_size > 10_000
 
 
@@ -126,10 +133,10 @@ def test_text_checkpoint_sentence_vectors(tmp_path: Path) -> None:
     vocab = ["<pad>"] + [f"w{i}" for i in range(15)]
     kwargs = {"vocab": vocab, "num_classes": N_CLASSES, "class_names": ["neg", "neu", "pos"], "pad_index": 0}
     path = _save(tmp_path, TinyTextNet(**kwargs), "TinyTextNet", "TinyTextData", kwargs, "sentence_classifier")
-    args = tsne_script.build_parser().parse_args(["--ckpt", str(path), "--n", "90"])
+    args = tsne_args(f"ckpt_path={path}", "n=90")
     pts = tsne_script.checkpoint_points(str(path), args)
     assert pts.X.shape == (90, 8) and "sentence vectors" in pts.title
-    out = tsne_script.main(["--ckpt", str(path), "--max-iter", "300", "--out", str(tmp_path / "t.png")])
+    out = tsne(f"ckpt_path={path}", "max_iter=300", f"out={tmp_path / 't.png'}")
     assert out.stat().st_size > 10_000
 
 
@@ -139,24 +146,13 @@ def test_lm_checkpoint_word_embeddings(tmp_path: Path) -> None:
     path = _save(tmp_path, model, "TinyLM", None, {"vocab": vocab}, "lm")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(" ".join(["w5"] * 9 + ["w7"] * 5 + ["w1"] * 3 + ["zzz"] * 50))
-    argv = [
-        "--ckpt",
-        str(path),
-        "--top-words",
-        "3",
-        "--words",
-        "king",
-        "queen",
-        "nope",
-        "--corpus",
-        str(corpus),
-    ]
-    pts = tsne_script.checkpoint_points(str(path), tsne_script.build_parser().parse_args(argv))
+    argv = [f"ckpt_path={path}", "top_words=3", "words=[king,queen,nope]", f"corpus={corpus}"]
+    pts = tsne_script.checkpoint_points(str(path), tsne_args(*argv))
     # most frequent in the corpus first (out-of-vocabulary words ignored), then the chosen words
     assert pts.words == ["w5", "w7", "w1", "king", "queen"]
     np.testing.assert_array_equal(pts.X[3], model.emb.weight.detach()[vocab.index("king")].numpy())
-    argv = ["--ckpt", str(path), "--top-words", "40", "--words", "king", "--max-iter", "300"]
-    out = tsne_script.main([*argv, "--out", str(tmp_path / "lm.png")])
+    argv = [f"ckpt_path={path}", "top_words=40", "words=[king]", "max_iter=300"]
+    out = tsne(*argv, f"out={tmp_path / 'lm.png'}")
     assert out.stat().st_size > 10_000
 
 
@@ -177,10 +173,10 @@ def test_plot_is_logged_to_an_active_wandb_run(tmp_path: Path, monkeypatch: pyte
         run=object(), log=logged.append, Image=lambda path, caption: ("image", path, caption), init=None
     )
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    out = tsne_script.main(["--data", "digits", "--n", "100", "--max-iter", "260", "--out", str(tmp_path / "w.png")])
+    out = tsne("data=digits", "n=100", "max_iter=260", f"out={tmp_path / 'w.png'}")
     assert len(logged) == 1 and list(logged[0]) == ["tsne/digits"]
     kind, path, caption = logged[0]["tsne/digits"]
     assert kind == "image" and path == str(out) and "digits raw pixels" in caption
     fake.run = None  # no active run and no --wandb: nothing is logged
-    tsne_script.main(["--data", "digits", "--n", "100", "--max-iter", "260", "--out", str(tmp_path / "w2.png")])
+    tsne("data=digits", "n=100", "max_iter=260", f"out={tmp_path / 'w2.png'}")
     assert len(logged) == 1

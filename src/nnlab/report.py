@@ -1,6 +1,6 @@
 """Sweep reports: one table and a few plots that say at a glance which setting won.
 
-``python scripts/report.py SWEEP_DIR`` reads every job's ``metrics.json`` (written by train.py, failed jobs
+``nnlab report sweep_dir=SWEEP_DIR`` reads every job's ``metrics.json`` (written by train.py, failed jobs
 included) and writes into SWEEP_DIR: ``summary.csv``, ``summary.md``, PNG plots and a self-contained
 ``report.html``. Settings are the swept overrides except ``seed``; seeds of one setting are aggregated as
 mean ± std.

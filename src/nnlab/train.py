@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
-import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning as L
+import pytorch_lightning as L
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
-from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
+from pytorch_lightning.loggers import Logger
 
 from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
+from nnlab.utils.job import (
+    HYDRA_BACKUP,
+    check_modalities,
+    finished_record,
+    hydra_choices,
+    instantiate_loggers,
+    is_multirun,
+    job_overrides,
+    run_record,
+    stage_metrics,
+)
 from nnlab.utils.malloc import keep_freed_memory
-from nnlab.utils.run import build, print_config_tree, report_error, to_plain, write_json
+from nnlab.utils.run import build, local_rank, print_config_tree, report_error, to_plain
+from nnlab.utils.wandb_media import WandbMedia
 
 log = logging.getLogger(__name__)
 
@@ -66,45 +75,12 @@ class History(Callback):
 # ----------------------------------------------------------------------------- composition helpers
 
 
-def hydra_choices() -> dict[str, str]:
-    """The config group options of this run (``{"model": "convnet", ...}``), Hydra's own left out."""
-    try:
-        choices = HydraConfig.get().runtime.choices
-    except ValueError:  # composed without a Hydra app (tests, notebooks)
-        return {}
-    return {k: v for k, v in choices.items() if not k.startswith("hydra")}
-
-
-def is_multirun() -> bool:
-    try:
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:
-        return False
-
-
-def job_overrides() -> list[str]:
-    try:
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:
-        return []
-
-
-def _a(word: str | None) -> str:
-    return f"{'an' if str(word)[:1] in 'aeiou' else 'a'} {word}"
-
-
 def check_pair(cfg: DictConfig) -> None:
     """Refuse a model/data pair of different modalities before any work, naming the pair."""
-    model_cls, data_cls = get_class(cfg.model._target_), get_class(cfg.data._target_)
-    model_mod, data_mod = getattr(model_cls, "modality", None), getattr(data_cls, "modality", None)
-    if model_mod != data_mod:
-        choices = hydra_choices()
-        m = choices.get("model", model_cls.__name__)
-        d = choices.get("data", data_cls.__name__)
-        raise ConfigError(
-            f"model={m} ({model_mod}) cannot train on data={d} ({data_mod}): "
-            f"choose {_a(model_mod)} dataset for this model or {_a(data_mod)} model for this dataset"
-        )
+    choices = hydra_choices()
+    check_modalities(
+        get_class(cfg.model._target_), get_class(cfg.data._target_), choices.get("model"), choices.get("data")
+    )
 
 
 def instantiate_callbacks(
@@ -123,63 +99,6 @@ def instantiate_callbacks(
     return [c for c in callbacks if not isinstance(c, tuple(off))]
 
 
-def instantiate_loggers(cfg: DictConfig | None, out_dir: Path) -> list[Logger]:
-    loggers = []
-    for conf in (cfg or {}).values():
-        if conf is None or "_target_" not in conf:
-            continue
-        if get_class(conf._target_) is WandbLogger:
-            conf = OmegaConf.merge(conf, wandb_names(conf, out_dir))
-        loggers.append(instantiate(conf))
-    return loggers
-
-
-def wandb_names(conf: DictConfig, out_dir: Path) -> dict:
-    """Each multirun job is its own W&B run, grouped by sweep, named by its overrides."""
-    names: dict[str, Any] = {}
-    if conf.get("group") is None and is_multirun():
-        names["group"] = Path(HydraConfig.get().sweep.dir).name
-    if conf.get("name") is None:
-        try:
-            override_dirname = HydraConfig.get().job.override_dirname
-        except ValueError:
-            override_dirname = ""
-        names["name"] = override_dirname or out_dir.name
-    return names
-
-
-def finish_loggers(loggers: list[Logger], failed: bool) -> None:
-    """Close every logger; the W&B run is finished (marked failed when the job failed) even on errors."""
-    for lg in loggers:
-        try:
-            lg.finalize("failed" if failed else "success")
-        except Exception as e:  # closing a logger must never hide the run's own outcome
-            log.warning("closing logger %s failed: %s", type(lg).__name__, e)
-    if any(isinstance(lg, WandbLogger) for lg in loggers):
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish(exit_code=1 if failed else 0)
-
-
-@contextmanager
-def run_record(out_dir: Path, record: dict[str, Any], loggers: list[Logger]) -> Iterator[None]:
-    """Whatever happens inside: metrics.json is written (``status: failed`` and the error on an exception,
-    with the wall time) and every logger is finished, W&B marked failed when the job failed."""
-    t0 = time.time()
-    failed = True
-    try:
-        yield
-        failed = False
-    except BaseException as e:
-        record.update(status="failed", error=" ".join(str(e).split()) or type(e).__name__)
-        raise
-    finally:
-        record["wall_s"] = round(time.time() - t0, 3)
-        write_json(out_dir / "metrics.json", record)
-        finish_loggers(loggers, failed)
-
-
 def resolve_ckpt_path(cfg: DictConfig, out_dir: Path) -> str | None:
     if cfg.get("resume") == "auto":
         last = out_dir / "checkpoints" / "last.ckpt"
@@ -195,17 +114,10 @@ def resolve_ckpt_path(cfg: DictConfig, out_dir: Path) -> str | None:
     return None
 
 
-def stage_metrics(results: list[dict[str, float]], prefix: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for r in results or []:
-        out.update({k: float(v) for k, v in r.items() if k.startswith(prefix)})
-    return out
-
-
 # ----------------------------------------------------------------------------- the run
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -> dict[str, Any]:
     """Fit and test as configured; returns (and writes to ``metrics.json``) the run's record."""
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -219,14 +131,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     }
     loggers: list[Logger] = []
     with run_record(out_dir, record, loggers):
+        if validate is not None:  # the typed schema (nnlab.cli.schema): one line before any work
+            validate(cfg)
         if cfg.get("extras", {}).get("ignore_warnings"):
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", ".*The number of training batches.*")
         if cfg.get("extras", {}).get("keep_freed_memory"):
             keep_freed_memory()
         check_pair(cfg)
-        # .hydra/config.yaml keeps the interpolations; this is what the run actually used.
-        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.get("extras", {}).get("print_config"):
             print_config_tree(cfg)
         if cfg.get("seed") is not None:
@@ -235,30 +147,43 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             torch.set_num_threads(int(cfg.threads))
 
         datamodule: L.LightningDataModule = build(cfg.data)
-        datamodule.prepare_data()
+        # Downloads once per node: under DDP the other local ranks find the data in <data_dir>/hf.
+        if local_rank() == 0:
+            datamodule.prepare_data()
         datamodule.setup("fit")
         model_kwargs = datamodule.model_kwargs()
+        if hasattr(datamodule, "data_info"):  # e.g. which SST protocol ran, on how many training examples
+            record["data"] = datamodule.data_info()
         model: L.LightningModule = build(cfg.model, **model_kwargs)
         record["params"] = sum(p.numel() for p in model.parameters())
         record["family"] = type(model).__name__
-
-        loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
-        callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.get("trainer"), has_logger=bool(loggers))
-        history = History()
-        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history, ResumeState()]
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        for lg in loggers:
-            lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})
-
         ckpt_path = resolve_ckpt_path(cfg, out_dir)
         if ckpt_path is not None:
-            # Refuse a foreign checkpoint in one line here, not deep inside Lightning's restore.
+            # Refuse a foreign checkpoint in one line here, not deep inside Lightning's
+            # restore, and before any logger opens (or clears) its files in the run dir.
             ckpt = load_checkpoint(ckpt_path)
             check_fits(ckpt, type(model).__name__, model_kwargs, hydra_choices().get("data", cfg.data._target_))
             load_weights(model, ckpt)
             del ckpt
+        # .hydra/config.yaml keeps the interpolations; this is what the run actually used.
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+        loggers.extend(instantiate_loggers(cfg.get("logger"), out_dir))
+        callbacks = instantiate_callbacks(cfg.get("callbacks"), cfg.get("trainer"), has_logger=bool(loggers))
+        history = History()
+        callbacks += [RunInfo(to_plain(cfg), model_kwargs, type(model).__name__), history, ResumeState(), WandbMedia()]
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        for lg in loggers:
+            lg.log_hyperparams({**to_plain(cfg), "params": record["params"]})
+
         best = ckpt_path
         if cfg.get("train", True):
+            previous = finished_record(out_dir)
+            if previous is not None:  # training really continues: this record replaces the finished one
+                keep = ("epoch", "global_step", "wall_s", "val/acc", "val/ppl", "test/acc", "test/ppl")
+                record["supersedes"] = {k: previous[k] for k in keep if k in previous}
+                shutil.rmtree(out_dir / HYDRA_BACKUP, ignore_errors=True)
+                log.info("continuing a finished run: its metrics.json is replaced at the end (see 'supersedes')")
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             # the checkpoint that follows the optimized metric (last_checkpoint has no monitor)
             ckpts = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
@@ -280,14 +205,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -> float | None:
     """Hydra task function: run, report one line on failure, return the optimized metric for sweepers.
 
     In a multirun a failing job is recorded (metrics.json ``status: failed``) and the sweep goes on;
     ``MultirunSummary`` exits non-zero at the end. A single run exits 2 on a user error, with one line.
     """
     try:
-        record = run(cfg)
+        record = run(cfg, validate)
     except NnlabError as e:
         report_error(e)
         if is_multirun():

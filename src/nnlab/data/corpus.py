@@ -21,11 +21,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
+import pytorch_lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from nnlab.data.hub import load_hub
+from nnlab.data.hub import hub_cache_dir, load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError
 
@@ -207,7 +207,7 @@ def load_source_lines(source: CorpusSource, data_dir: str | os.PathLike) -> dict
     if source.hub is None:
         raise DataError(f"{source.name}: not found at {where}; {hint}")
     hub_id, config, field = source.hub
-    ds = load_hub(source.name, hub_id, where, config, hint=hint)
+    ds = load_hub(source.name, hub_id, where, config, hint=hint, cache_dir=hub_cache_dir(data_dir))
     return {split: list(ds[hs][field]) for split, hs in zip(SPLITS, source.hub_splits)}
 
 
@@ -284,17 +284,21 @@ class CorpusDataModule(L.LightningDataModule):
         self.max_vocab, self.min_freq, self.seed = max_vocab, min_freq, seed
         self.corpus: EncodedCorpus | None = None
         self.windows: dict[str, TBPTTWindows] = {}
+        self._lines: dict[str, list[str]] | None = None
 
     def prepare_data(self) -> None:
-        # Local files need nothing; the hub path downloads into the HF cache once.
-        if self.name in SOURCES:
-            load_source_lines(SOURCES[self.name], self.data_dir)
+        # Once per node (local rank 0): the hub path downloads into <data_dir>/hf here; the lines are kept
+        # for this process's setup().
+        if self.name in SOURCES and self.corpus is None and self._lines is None:
+            self._lines = load_source_lines(SOURCES[self.name], self.data_dir)
 
     def setup(self, stage: str | None = None) -> None:
         if self.corpus is not None:
             return
         if self.name == "local_corpus":
             lines = load_local_lines(*self.files)
+        elif self._lines is not None:
+            lines, self._lines = self._lines, None
         else:
             lines = load_source_lines(SOURCES[self.name], self.data_dir)
         self.corpus = EncodedCorpus.from_lines(lines, self.max_vocab, self.min_freq)

@@ -17,12 +17,12 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import lightning as L
 import numpy as np
+import pytorch_lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from nnlab.data.hub import load_hub
+from nnlab.data.hub import hub_cache_dir, load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
 
@@ -107,7 +107,7 @@ def load_hub_images(
     local_hint: str = "put the files in one of those places",
 ) -> Arrays:
     """Load an image classification dataset from the HF hub (cached under ``data_dir/hf``)."""
-    cache = data_dir / "hf"
+    cache = hub_cache_dir(data_dir)
     hint = f"{local_hint} (nnlab caches hub downloads in {cache})"
     ds = load_hub(hub_id, hub_id, ", ".join(looked), hint=hint, cache_dir=str(cache)).with_format("numpy")
 
@@ -158,19 +158,92 @@ def load_cifar10_arrays(data_dir: Path) -> Arrays:
     )  # fmt: skip
 
 
-LOADERS: dict[str, Callable[[Path], Arrays]] = {
+# torchvision's ImageFolder extensions, so a folder it reads is one nnlab reads
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+
+
+def _read_class_folders(root: Path, size: tuple[int, int] | None) -> tuple[list[np.ndarray], list[int], list[str]]:
+    """``root/<class>/<image>`` as torchvision's ImageFolder reads it: classes are the sorted sub-folder names."""
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root} has no class sub-folders; lay images out as {root}/<class>/<image>.png")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for f in sorted((root / name).rglob("*")):
+            if f.suffix.lower() not in IMAGE_EXTENSIONS or not f.is_file():
+                continue
+            try:
+                with Image.open(f) as im:
+                    im = im.convert("L" if im.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+                    if size is not None and im.size != size:
+                        im = im.resize(size, Image.BILINEAR)
+                    images.append(np.asarray(im))
+            except (UnidentifiedImageError, OSError) as e:
+                raise DataError(f"{f} is not a readable image ({e}); delete or replace it") from e
+            labels.append(label)
+    if not images:
+        raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}/<class>/")
+    return images, labels, classes
+
+
+def _stack(images: list[np.ndarray], where: Path) -> np.ndarray:
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(
+            f"images under {where} differ in size or channels ({', '.join(map(str, sorted(shapes)[:3]))}); "
+            "set data.image_size=[H,W] to resize them all"
+        )
+    x = np.stack(images)
+    return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+
+
+def load_image_folder_arrays(
+    data_dir: Path, path: str | None = None, image_size: list[int] | None = None, test_fraction: float = 0.2
+) -> Arrays:
+    """A folder of class sub-folders: ``path/train/<class>/*`` and ``path/test/<class>/*``, or ``path/<class>/*``
+    with a fixed (dataset-seeded) ``test_fraction`` held out for testing, as for digits."""
+    if not path:
+        raise ConfigError("data=image_folder needs data.path=DIR (a folder of class sub-folders)")
+    root = Path(path).expanduser()
+    root = root if root.is_absolute() else data_dir / root if (data_dir / root).is_dir() else root.resolve()
+    if not root.is_dir():
+        raise DataError(f"data.path={path}: {root} is not a directory; give a folder of class sub-folders")
+    size = (int(image_size[1]), int(image_size[0])) if image_size else None  # PIL sizes are (W, H)
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        tr, y_tr, names = _read_class_folders(root / "train", size)
+        te, y_te, test_names = _read_class_folders(root / "test", size)
+        if test_names != names:
+            raise DataError(f"{root}/test has classes {test_names}, {root}/train has {names}; use the same folders")
+        x_tr, x_te = _stack(tr, root), _stack(te, root)
+        if x_tr.shape[1:] != x_te.shape[1:]:
+            raise DataError(f"train and test images under {root} differ in shape; set data.image_size=[H,W]")
+        return x_tr, np.asarray(y_tr, np.int64), x_te, np.asarray(y_te, np.int64), names
+    images, labels, names = _read_class_folders(root, size)
+    x, y = _stack(images, root), np.asarray(labels, np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    n_test = int(round(test_fraction * len(x)))
+    if n_test < 1 or n_test == len(x):
+        raise DataError(f"{root} has {len(x)} images: too few to hold out a test split; add images")
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test], names
+
+
+LOADERS: dict[str, Callable[..., Arrays]] = {
     "digits": load_digits_arrays,
     "fashion_mnist": load_fashion_mnist_arrays,
     "mnist": load_mnist_arrays,
     "cifar10": load_cifar10_arrays,
+    "image_folder": load_image_folder_arrays,
 }
 
 
-def load_image_arrays(name: str, data_dir: str | Path) -> Arrays:
-    """The raw (unnormalized) train/test arrays of image dataset ``name``."""
+def load_image_arrays(name: str, data_dir: str | Path, **options) -> Arrays:
+    """The raw (unnormalized) train/test arrays of image dataset ``name`` (``options``: the loader's own)."""
     if name not in LOADERS:
         raise choice_error("data.name", name, LOADERS)
-    return LOADERS[name](Path(data_dir).expanduser().resolve())
+    return LOADERS[name](Path(data_dir).expanduser().resolve(), **options)
 
 
 # ----------------------------------------------------------------------------- DataModule
@@ -180,12 +253,14 @@ class ImageDataModule(L.LightningDataModule):
     """In-memory image classification data with a seeded train/val split and train-only normalization.
 
     Args:
-        name: dataset (``digits``, ``fashion_mnist``, ``mnist``, ``cifar10``).
+        name: dataset (``digits``, ``fashion_mnist``, ``mnist``, ``cifar10``, ``image_folder``).
         data_dir: where local files are looked for and downloads cached.
         batch_size: training and evaluation batch size.
         val_fraction: share of the training set held out for validation (seeded by ``seed``).
         seed: seed of the validation split.
         train_subset: if set, keep only this many training images (after the split), for quick runs.
+        path: ``image_folder`` only: a folder of class sub-folders (absolute, or relative to ``data_dir``).
+        image_size: ``image_folder`` only: ``[H, W]`` to resize every image to (default: keep their size).
     """
 
     modality = "image"
@@ -199,6 +274,8 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         train_subset: int | None = None,
         eval_batch_size: int | None = None,
+        path: str | None = None,
+        image_size: list[int] | None = None,
     ) -> None:
         super().__init__()
         if name not in LOADERS:
@@ -207,21 +284,28 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"data.val_fraction={val_fraction} must be in (0, 1)")
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be >= 1")
+        if name == "image_folder" and not path:
+            raise ConfigError("data=image_folder needs data.path=DIR (a folder of class sub-folders)")
         self.name, self.data_dir, self.batch_size = name, data_dir, batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 512)
         self.val_fraction, self.seed, self.train_subset = val_fraction, seed, train_subset
+        self.options = {"path": path, "image_size": image_size} if name == "image_folder" else {}
         self.data_train = self.data_val = self.data_test = None
         self.class_names: list[str] = []
         self.mean = self.std = None
+        self._arrays: Arrays | None = None
 
     def prepare_data(self) -> None:
-        # Locating/downloading happens in setup (single process on CPU); nothing to do per node here.
-        pass
+        # Once per node (local rank 0): a hub dataset is downloaded into <data_dir>/hf here; the arrays are
+        # kept for this process's setup(), so nothing is read twice.
+        if self.data_train is None and self._arrays is None:
+            self._arrays = load_image_arrays(self.name, self.data_dir, **self.options)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
             return
-        x_tr, y_tr, x_te, y_te, self.class_names = load_image_arrays(self.name, self.data_dir)
+        arrays, self._arrays = self._arrays, None
+        x_tr, y_tr, x_te, y_te, self.class_names = arrays or load_image_arrays(self.name, self.data_dir, **self.options)
         order = np.random.default_rng(self.seed).permutation(len(x_tr))
         n_val = int(round(self.val_fraction * len(x_tr)))
         val_idx, train_idx = order[:n_val], order[n_val:]

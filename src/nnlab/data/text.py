@@ -1,4 +1,4 @@
-"""Sentence-classification data: tokenizer, vocabulary, readers and the ``TextDataModule`` family.
+"""Sentence-classification data: readers and the ``TextDataModule`` family (tokenizer and vocabulary: nnlab.vocab).
 
 Local files first (``${paths.data_dir}`` in the layout of ``../shared/data``), Hugging Face hub ids second.
 Files are split on ``\\n`` only and decoded line by line, so that a Latin-1 byte such as 0x85 (U+0085, which
@@ -23,128 +23,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning import LightningDataModule
+from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from nnlab.data.hub import load_hub
+from nnlab.data.hub import hub_cache_dir, load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError, choice_error
+from nnlab.vocab import PAD, TOKENIZERS, UNK, Vocab, pad_batch, tokenize  # noqa: F401  (this module's API too)
 
 log = logging.getLogger(__name__)
-
-PAD = "<pad>"
-UNK = "<unk>"
-
-# ---------------------------------------------------------------------------------------------- tokenizer
-
-
-_BASIC_PATTERNS = [
-    # Kim (2014)'s clean_str: split clitics and punctuation off words, keep the rest of the word intact.
-    (re.compile(r"[^A-Za-z0-9(),!?'`À-ÿ\-]"), " "),
-    (re.compile(r"'s\b"), " 's"),
-    (re.compile(r"'ve\b"), " 've"),
-    (re.compile(r"n't\b"), " n't"),
-    (re.compile(r"'re\b"), " 're"),
-    (re.compile(r"'d\b"), " 'd"),
-    (re.compile(r"'ll\b"), " 'll"),
-    (re.compile(r"([,!?()])"), r" \1 "),
-]
-
-TOKENIZERS = ("whitespace", "basic")
-
-
-def tokenize(text: str, lowercase: bool = True, tokenizer: str = "whitespace") -> list[str]:
-    """Split ``text`` into tokens.
-
-    ``whitespace`` splits on runs of whitespace (the SST and MR files are already tokenized);
-    ``basic`` first separates punctuation and English clitics as Kim (2014)'s ``clean_str`` does,
-    for raw text such as a user's own files or a sentence typed into ``scripts/predict.py``.
-    """
-    if lowercase:
-        text = text.lower()
-    if tokenizer == "basic":
-        for pattern, repl in _BASIC_PATTERNS:
-            text = pattern.sub(repl, text)
-    elif tokenizer != "whitespace":
-        raise choice_error("data.tokenizer", tokenizer, TOKENIZERS)
-    return text.split()
-
-
-# ---------------------------------------------------------------------------------------------- vocabulary
-
-
-class Vocab:
-    """Token <-> index map with ``<pad>`` at 0 and ``<unk>`` at 1, built on the training split only.
-
-    ``to_dict()`` is plain data (lists, strings, bools) so it can travel in a checkpoint loaded with
-    ``weights_only=True``; ``Vocab.from_dict`` rebuilds the same map, tokenizer settings included,
-    so prediction on new text sees exactly the training-time preprocessing.
-    """
-
-    def __init__(self, tokens: Sequence[str], lowercase: bool = True, tokenizer: str = "whitespace"):
-        if list(tokens[:2]) != [PAD, UNK]:
-            raise DataError(f"a vocabulary must start with {PAD!r}, {UNK!r}; got {list(tokens[:2])}")
-        if tokenizer not in TOKENIZERS:
-            raise choice_error("data.tokenizer", tokenizer, TOKENIZERS)
-        self.itos = list(tokens)
-        self.stoi = {t: i for i, t in enumerate(self.itos)}
-        if len(self.stoi) != len(self.itos):
-            raise DataError("a vocabulary holds a token twice; rebuild it from the training data")
-        self.lowercase = lowercase
-        self.tokenizer = tokenizer
-
-    pad_index = 0
-    unk_index = 1
-
-    @classmethod
-    def build(
-        cls,
-        sentences: Iterator[list[str]] | Sequence[list[str]],
-        min_freq: int = 1,
-        max_size: int | None = None,
-        lowercase: bool = True,
-        tokenizer: str = "whitespace",
-    ) -> Vocab:
-        """Tokens seen at least ``min_freq`` times, most frequent first (ties alphabetical), at most
-        ``max_size`` of them besides the two specials."""
-        if min_freq < 1:
-            raise ConfigError(f"data.min_freq={min_freq} must be >= 1")
-        if max_size is not None and max_size < 0:
-            raise ConfigError(f"data.max_size={max_size} must be >= 0 or null")
-        counts = Counter(t for s in sentences for t in s)
-        kept = sorted(
-            (t for t, c in counts.items() if c >= min_freq and t not in (PAD, UNK)),
-            key=lambda t: (-counts[t], t),
-        )
-        if max_size is not None:
-            kept = kept[:max_size]
-        return cls([PAD, UNK, *kept], lowercase=lowercase, tokenizer=tokenizer)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, tokens: Sequence[str]) -> list[int]:
-        unk = self.unk_index
-        return [self.stoi.get(t, unk) for t in tokens]
-
-    def encode_text(self, text: str) -> list[int]:
-        return self.encode(tokenize(text, self.lowercase, self.tokenizer))
-
-    def to_dict(self) -> dict:
-        return {"tokens": list(self.itos), "lowercase": self.lowercase, "tokenizer": self.tokenizer}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Vocab:
-        try:
-            return cls(d["tokens"], lowercase=bool(d["lowercase"]), tokenizer=str(d["tokenizer"]))
-        except (KeyError, TypeError) as e:
-            raise DataError(f"not a stored vocabulary (missing {e}); need tokens, lowercase, tokenizer") from None
-
 
 # ---------------------------------------------------------------------------------------------- reading files
 
 
 ENCODINGS_AUTO = ("utf-8", "cp1252", "latin-1")
+# tokens a sentence keeps (longer ones are truncated and counted per split): SST's and MR's longest are ~60, and
+# one runaway line (a whole file without newlines) must not turn a seconds-long epoch into minutes
+MAX_LENGTH = 512
 FORMATS = ("auto", "label_first", "fasttext", "csv", "tsv")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "sentiment", "target", "y")
 TEXT_COLUMNS = ("text", "sentence", "sentences", "review", "content", "document", "body", "x")
@@ -203,12 +98,66 @@ def _mostly_utf8(raw: bytes) -> bool:
     return good >= bad
 
 
+# what a file that is not text starts with, and what to do about it
+_MAGIC = {
+    b"\x1f\x8b": "a gzip file; decompress it (gunzip) first",
+    b"PK\x03\x04": "a zip archive; extract the text file from it first",
+    b"%PDF": "a PDF; export its text first",
+    b"\x89PNG": "a PNG image, not text",
+    b"SQLite format 3": "an SQLite database, not text",
+}
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
+)  # fmt: skip
+
+
+def sniff_bytes(raw: bytes, path: Path) -> str | None:
+    """The UTF-16/32 codec of ``raw`` (by its BOM, or by the NUL bytes of ASCII text in it), None for a
+    byte-oriented file; a binary file is refused in one line that says what it looks like."""
+    for bom, codec in _WIDE_BOMS:
+        if raw.startswith(bom):
+            return codec
+    head = raw[:4096]
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise DataError(f"{path} is {what}")
+    if b"\x00" in head:
+        even, odd = head[0::2], head[1::2]
+        if len(head) >= 4 and odd.count(0) >= 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+            return "utf-16-le"
+        if len(head) >= 4 and even.count(0) >= 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+            return "utf-16-be"
+        raise DataError(f"{path} is binary (NUL bytes), not a text file; give a text file with one example per line")
+    control = sum(b < 32 and b not in (9, 10, 12, 13) for b in head)
+    if head and control > 0.1 * len(head):
+        raise DataError(
+            f"{path} is binary ({control} control bytes in its first {len(head)}), not a text file; "
+            "give a text file with one example per line"
+        )
+    return None
+
+
+def _read_wide(raw: bytes, path: Path, codec: str, report: ReadReport) -> list[tuple[int, str]]:
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} looks like {codec.upper()} but does not decode as it ({e.reason} at byte "
+                        f"{e.start}); save it as UTF-8") from None  # fmt: skip
+    report.encoding = codec
+    lines = text.lstrip("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [(i, t[:-1] if t.endswith("\r") else t) for i, t in enumerate(lines, start=1)]
+
+
 def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | None = None) -> list[tuple[int, str]]:
     """``(line_number, text)`` of every line of ``path`` that decodes, split on ``\\n`` only.
 
-    ``encoding="auto"`` picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that decodes the whole
-    file (latin-1 always does), except that a file with at least as many lines of valid non-ASCII UTF-8 as
-    lines that are not UTF-8 is read as UTF-8 with those lines reported: a few corrupt lines must not turn
+    ``encoding="auto"`` reads a UTF-16/32 file by its BOM (or its NUL pattern) and refuses a binary one in one
+    line naming what it looks like; otherwise it picks the first of utf-8 (BOM allowed), cp1252 and latin-1 that
+    decodes the whole file (latin-1 always does), except that a file with at least as many lines of valid
+    non-ASCII UTF-8 as lines that are not UTF-8 is read as UTF-8 with those lines reported: a few corrupt lines
+    must not turn
     every accented word of the file into mojibake. With a named encoding, a line it cannot decode is skipped
     and recorded in ``report`` as ``file:line``. A trailing ``\\r`` (CRLF files) is dropped.
     """
@@ -218,6 +167,9 @@ def read_lines(path: str | Path, encoding: str = "auto", report: ReadReport | No
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
     report = report if report is not None else ReadReport(str(path))
+    wide = sniff_bytes(raw, path) if encoding == "auto" else None
+    if wide is not None:
+        return _read_wide(raw, path, wide, report)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if encoding == "auto" and _mostly_utf8(raw):
@@ -299,6 +251,26 @@ def _looks_like_label(values: list[str]) -> bool:
     )
 
 
+def _label_text_columns(rows: list[tuple[list[str], int]], header: list[str], path: Path) -> tuple[int, int]:
+    """(label, text) column of a two-column file without a header naming them: the label column is the one of
+    short, repeated values. A first row that is a header of other names is refused, not read as an example."""
+    body = [r for r, _ in rows[1:201] if len(r) == 2]
+    cols = [[r[0] for r in body], [r[1] for r in body]]
+    for li in (0, 1):
+        if _looks_like_label(cols[li]):
+            first = header[li].strip()
+            if len(body) >= 5 and first not in cols[li] and not first.replace(".", "", 1).lstrip("-").isdigit():
+                raise DataError(
+                    f"{path}: a header ({', '.join(h.strip() for h in header)}) that names no label or text column; "
+                    "set data.label_column=NAME and data.text_column=NAME"
+                )
+            return li, 1 - li
+    raise DataError(
+        f"{path}: neither of its 2 columns looks like labels (short, repeated values); "
+        "set data.label_column and data.text_column (names or 0-based indices)"
+    )
+
+
 def read_examples(
     path: str | Path,
     fmt: str = "auto",
@@ -376,8 +348,7 @@ def read_examples(
             if isinstance(label_column, int) and isinstance(text_column, int):
                 li, ti = label_column, text_column
             elif ncol == 2:
-                first = [r[0] for r, _ in rows[:200] if len(r) == 2]
-                li, ti = (0, 1) if _looks_like_label(first) else (1, 0)
+                li, ti = _label_text_columns(rows, header, path)
             else:
                 raise DataError(
                     f"{path}: {ncol} columns and no header naming label/text; add a header or set "
@@ -444,16 +415,6 @@ class EncodedText(Dataset):
         return self.ids[i], int(self.labels[i])
 
 
-def pad_batch(batch: Sequence[tuple[torch.Tensor, int]], pad_index: int = 0):
-    """``(tokens (N, L), lengths (N,), labels (N,))`` with ``tokens`` right-padded by ``pad_index``."""
-    seqs = [s for s, _ in batch]
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    tokens = torch.full((len(seqs), int(lengths.max())), pad_index, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        tokens[i, : len(s)] = s
-    return tokens, lengths, torch.tensor([y for _, y in batch], dtype=torch.long)
-
-
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar-length sentences: shuffle, sort pools of ``pool`` batches by length, cut into
     batches, shuffle the batches. Seeded by ``seed`` and the epoch (Lightning calls ``set_epoch``)."""
@@ -509,6 +470,8 @@ class TextDataModule(LightningDataModule):
 
     modality = "text"
     name = "text"
+    # what the training split holds (SST: "phrases (...)" under the published protocol); in metrics.json
+    protocol = "sentences"
     #: display names of the classes, in label order; None: the label strings themselves
     class_names: list[str] | None = None
 
@@ -521,7 +484,7 @@ class TextDataModule(LightningDataModule):
         tokenizer: str = "whitespace",
         min_freq: int = 1,
         max_size: int | None = None,
-        max_length: int | None = None,
+        max_length: int | None = MAX_LENGTH,
         encoding: str = "auto",
         val_fraction: float = 0.1,
         split_seed: int = 0,
@@ -557,6 +520,7 @@ class TextDataModule(LightningDataModule):
         self.reports: list[ReadReport] = []
         self.datasets: dict[str, EncodedText] = {}
         self.raw: dict[str, list[tuple[str, str]]] = {}
+        self._splits: dict[str, list[tuple[str, str]] | None] | None = None
 
     # -- to implement
     def load_splits(self) -> dict[str, list[tuple[str, str]] | None]:
@@ -583,17 +547,30 @@ class TextDataModule(LightningDataModule):
         rest = [train[i] for i in sorted(perm[n_val:])]
         return rest, val
 
+    def _hub(self, hub_id: str, looked: str, config: str | None = None, hint: str = ""):
+        return load_hub(self.name, hub_id, looked, config=config, hint=hint, cache_dir=hub_cache_dir(self.data_dir))
+
     def prepare_data(self) -> None:
-        pass
+        # Lightning calls this once per node (local rank 0): the hub download happens here, and the splits
+        # read are kept, so the setup() that follows in the same process does not read them again.
+        if self.datasets or self._splits is not None:
+            return
+        self.reports = []
+        self._splits = self.load_splits()
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.reports = []
-        splits = self.load_splits()
+        if self._splits is None:
+            self.reports = []
+            splits = self.load_splits()
+        else:
+            splits, self._splits = self._splits, None
         if splits.get("val") is None:
             splits["train"], splits["val"] = self.carve_val(splits["train"])
         self.raw = {k: v for k, v in splits.items() if v is not None}
+        sizes = ", ".join(f"{len(v):,} {k}" for k, v in self.raw.items())
+        log.info(f"{self.name}: training on {self.protocol}; {sizes} examples")
         self.labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
         if len(self.labels) < 2:
             raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
@@ -634,6 +611,10 @@ class TextDataModule(LightningDataModule):
 
     def label_order(self, labels: list[str]) -> list[str]:
         return sort_labels(labels)
+
+    def data_info(self) -> dict:
+        """What a run trained and was scored on (metrics.json ``data``): the protocol and the split sizes."""
+        return {"protocol": self.protocol, **{f"{k}_examples": len(v) for k, v in self.raw.items()}}
 
     def model_kwargs(self) -> dict:
         if self.vocab is None:
@@ -706,9 +687,12 @@ def parse_sst_tree(line: str) -> list[tuple[int, list[str]]]:
     return nodes
 
 
-def sst_phrases(trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport) -> list[tuple[str, str]]:
+def sst_phrases(
+    trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport, lowercase: bool = False
+) -> list[tuple[str, str]]:
     """The distinct phrases of SST trees ``(lineno, tree)`` with their labels: 0-4 as they are, or for
     SST-2 0/1 -> "0", 3/4 -> "1" with neutral (2) phrases left out (Socher et al. 2013; Kim 2014).
+    With ``lowercase`` phrases that differ only in case count once (the model would see them as one).
     ``report.examples`` counts the trees read."""
     out, seen = [], set()
     for lineno, line in trees:
@@ -726,8 +710,9 @@ def sst_phrases(trees: Sequence[tuple[int, str]], binary: bool, report: ReadRepo
                     continue
                 label = int(label > 2)
             text = " ".join(words)
-            if text not in seen:
-                seen.add(text)
+            key = text.lower() if lowercase else text
+            if key not in seen:
+                seen.add(key)
                 out.append((str(label), text))
         report.examples += 1
     return out
@@ -746,9 +731,19 @@ class _SSTDataModule(TextDataModule):
     hub_id = ""
     phrases_hub_id: tuple[str, str] | None = None
 
-    def __init__(self, phrases: bool = False, **kw):
+    def __init__(self, phrases: bool | str = "auto", **kw):
         super().__init__(**kw)
+        if phrases not in (True, False, "auto"):
+            raise ConfigError(f"data.phrases={phrases!r} must be true, false or auto")
         self.phrases = phrases
+
+    def local_phrases(self) -> Path | None:
+        """The local source of the training phrases, if there is one: Harvard NLP's flat file, else the trees."""
+        d = self.data_dir / "sst"
+        for p in (d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"):
+            if p.is_file():
+                return p
+        return None
 
     def load_splits(self):
         d = self.data_dir / "sst"
@@ -756,23 +751,30 @@ class _SSTDataModule(TextDataModule):
         if all(p.is_file() for p in paths.values()):
             splits = {s: self._read(p, "label_first") for s, p in paths.items()}
         else:
-            hub = load_hub(self.name, self.hub_id, str(d / f"stsa.{self.prefix}.*"))
+            hub = self._hub(self.hub_id, str(d / f"stsa.{self.prefix}.*"))
             splits = {
                 s: [(str(r["label"]), r["text"]) for r in hub[h]]
                 for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
             }
-        if self.phrases:
+        # The published protocol (Kim 2014, Tai et al. 2015) wherever the phrases are at hand: train on every
+        # labelled phrase of the training trees, validate and test on whole sentences. Only train.txt is read.
+        if self.phrases is True or (self.phrases == "auto" and self.local_phrases() is not None):
             splits["train"] = self.load_phrases(d)
-            log.info(f"{self.name}: training on {len(splits['train']):,} phrases")
+        elif self.phrases == "auto":
+            log.info(f"{self.name}: no phrase file or trees under {d}; training on sentences (data.phrases=auto)")
         return splits
 
     def load_phrases(self, d: Path) -> list[tuple[str, str]]:
         flat, trees = d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"
         if flat.is_file():
+            self.protocol = f"phrases ({flat.name})"
             return self._read(flat, "label_first")
         if trees.is_file():
+            self.protocol = "phrases (sst/trees/train.txt)"
             report = ReadReport(str(trees), format="SST trees")
-            phrases = sst_phrases(read_lines(trees, self.encoding, report), self.prefix == "binary", report)
+            phrases = sst_phrases(
+                read_lines(trees, self.encoding, report), self.prefix == "binary", report, self.lowercase
+            )
             if report.skipped:
                 log.warning(report.summary())
             self._accept(report)
@@ -784,7 +786,8 @@ class _SSTDataModule(TextDataModule):
                 "Stanford's trainDevTestTrees_PTB.zip, unzipped as sst/trees/); or set data.phrases=false"
             )
         hub_id, config = self.phrases_hub_id
-        hub = load_hub(self.name, hub_id, looked, config=config, hint="or set data.phrases=false")
+        self.protocol = f"phrases (hub {hub_id} {config})"
+        hub = self._hub(hub_id, looked, config=config, hint="or set data.phrases=false")
         return [(str(r["label"]), r["sentence"]) for r in hub["train"]]
 
 
@@ -844,7 +847,7 @@ class MRDataModule(TextDataModule):
                     log.warning(report.summary())
                 self._accept(report)
             return out
-        hub = load_hub(self.name, self.hub_id, str(d / "rt-polarity.{pos,neg}"))
+        hub = self._hub(self.hub_id, str(d / "rt-polarity.{pos,neg}"))
         return [(str(r["label"]), r["text"]) for split in ("train", "validation", "test") for r in hub[split]]
 
     def load_splits(self):
@@ -862,7 +865,7 @@ class _HubOnlyDataModule(TextDataModule):
     hub_id = ""
 
     def load_splits(self):
-        hub = load_hub(self.name, self.hub_id, "(hub only)")
+        hub = self._hub(self.hub_id, "(hub only)")
         names = hub["train"].features["label"].names
         self.class_names = list(names)
         return {

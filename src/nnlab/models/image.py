@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import lightning as L
+import pytorch_lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn

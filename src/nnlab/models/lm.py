@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
+import pytorch_lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.trainer.states import TrainerFn
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import SumMetric
 

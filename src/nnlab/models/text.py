@@ -15,16 +15,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from lightning import LightningModule
-from lightning.pytorch.trainer.states import TrainerFn
+from pytorch_lightning import LightningModule
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from nnlab.data.text import UNK, Vocab, pad_batch
 from nnlab.models.averaging import by_name, swap_weights
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils import ckernel
 from nnlab.utils.errors import CheckpointError, ConfigError, check_rate, choice_error
+from nnlab.vocab import UNK, Vocab, pad_batch
 
 
 def _plain(x):
@@ -165,6 +165,10 @@ class TextClassifier(LightningModule):
             }
         )
 
+        # rows: true class, columns: predicted; filled by the last test pass (metrics.json, the W&B run)
+        self.test_confmat = MulticlassConfusionMatrix(num_classes)
+        self.confusion_matrix: list[list[int]] | None = None
+
     # ------------------------------------------------------------------ forward / steps
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes)."""
@@ -209,7 +213,14 @@ class TextClassifier(LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        tokens, lengths, y = batch
+        logits = self(tokens, lengths)
+        self._log_stage("test", logits, y)
+        self.test_confmat.update(logits.argmax(-1), y)
+
+    def on_test_epoch_end(self) -> None:
+        self.confusion_matrix = self.test_confmat.compute().tolist()
+        self.test_confmat.reset()
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.max_norm is not None:

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from nnlab.ops import (
+    IntOrPair,
+    OpInputError,
     avg_pool2d,
     gated_pool2d,
     global_avg_pool2d,
@@ -22,7 +24,6 @@ from nnlab.ops import (
     mixed_pool2d,
     stochastic_pool2d,
 )
-from nnlab.ops._common import IntOrPair, OpInputError
 
 
 class MaxPool2d(nn.MaxPool2d):

@@ -3,7 +3,7 @@ that mirrors ``torch.nn.functional`` (names, argument order, defaults).
 
 Derivations: ``docs/derivations.md``."""
 
-from nnlab.ops._common import OpInputError
+from nnlab.ops._common import IntOrPair, OpInputError
 from nnlab.ops.batchnorm import batch_norm
 from nnlab.ops.conv import conv2d
 from nnlab.ops.pooling import (
@@ -19,6 +19,7 @@ from nnlab.ops.pooling import (
 )
 
 __all__ = [
+    "IntOrPair",
     "OpInputError",
     "avg_pool2d",
     "batch_norm",

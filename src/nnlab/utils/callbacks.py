@@ -1,4 +1,4 @@
-"""Lightning callbacks of nnlab's own (everything else comes from lightning.pytorch.callbacks)."""
+"""Lightning callbacks of nnlab's own (everything else comes from pytorch_lightning.callbacks)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import math
 import random
 from pathlib import Path
 
-import lightning as L
 import numpy as np
+import pytorch_lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,8 @@ class ResumeState(Callback):
         skip = pending["batches_done"] if pending["epoch"] == trainer.current_epoch else 0
         self._done = skip
         loader = trainer.train_dataloader
-        if isinstance(loader, ResumableDataLoader):
+        # any loader with start_epoch (nnlab.data.loader.ResumableDataLoader): utils knows no data module
+        if callable(getattr(loader, "start_epoch", None)):
             loader.start_epoch(trainer.current_epoch, skip)
             # Lightning made the first iterator before any hook could say where to start: make it again.
             fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
@@ -102,7 +102,8 @@ class ResumeState(Callback):
         # Not called for an epoch Lightning restarts mid-way; on_train_start has positioned that one.
         self._done = 0
         loader = trainer.train_dataloader
-        if isinstance(loader, ResumableDataLoader):
+        # any loader with start_epoch (nnlab.data.loader.ResumableDataLoader): utils knows no data module
+        if callable(getattr(loader, "start_epoch", None)):
             loader.start_epoch(trainer.current_epoch)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import lightning as L
+import pytorch_lightning as L
 import torch
 
 from nnlab.utils.errors import CheckpointError
@@ -19,12 +19,19 @@ CHECKPOINT_KEY = "nnlab"
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with one clear line for a missing, broken or foreign file."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; pass a file, e.g. {path}/checkpoints/best.ckpt")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/best.ckpt")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in str(e):  # torch's explanation runs to a page; the gist is one line
+            raise CheckpointError(
+                f"checkpoint {path} cannot be read: it holds pickled Python objects, not plain data "
+                "(nnlab loads weights_only); use a checkpoint written by nnlab"
+            ) from e
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({first[:160]}); it is truncated, tampered with or not a "
             "checkpoint: use another one (e.g. last.ckpt) or retrain"

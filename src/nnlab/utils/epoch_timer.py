@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-import lightning.pytorch as pl
+import pytorch_lightning as pl
 
 
 class EpochTimer(pl.Callback):

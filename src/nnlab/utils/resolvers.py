@@ -8,6 +8,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from nnlab.utils.env import load_env
+
+# Scripts that import this (report.py) see the .env's W&B key too; train.py and eval.py loaded it already.
+load_env()
+
 
 def wandb_mode() -> str:
     """``offline`` unless a W&B login exists; ``WANDB_MODE`` in the environment wins.

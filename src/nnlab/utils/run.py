@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sys
 import traceback
@@ -22,6 +23,15 @@ def to_plain(cfg: DictConfig | Mapping) -> dict:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     return dict(cfg)
+
+
+def local_rank() -> int:
+    """This process's rank on its node, as the launchers Lightning supports set it (0 when not distributed)."""
+    for var in ("LOCAL_RANK", "SLURM_LOCALID"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
