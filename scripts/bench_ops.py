@@ -1,19 +1,18 @@
 """Forward + backward time of nnlab's hand-derived ops against torch's native kernels, side by side in one run.
 
-    PYTHONPATH=src python scripts/bench_ops.py [--threads 1,2] [--min-run 0.5] [--rounds 3] [--out bench_ops.json]
-    PYTHONPATH=src python scripts/bench_ops.py --device cuda        # on a GPU (ours: torch primitives there)
-    PYTHONPATH=src python scripts/bench_ops.py --train 100 --threads 2   # + Fashion-MNIST seconds per epoch
+    python scripts/bench_ops.py [threads=[1,2]] [min_run=0.5] [rounds=3] [out=bench_ops.json]
+    python scripts/bench_ops.py device=cuda                  # on a GPU (ours: torch primitives there)
+    python scripts/bench_ops.py train=100 threads=[2]        # + Fashion-MNIST seconds per epoch
 
 float32, ``torch.utils.benchmark`` (blocked autorange, median). Each case times ours and torch's alternately for
-``--rounds`` rounds and reports the median of each, so that a change in machine load hits both. The 1-minute
-load average is printed with every table and stored in the JSON; above ``--max-load`` (1.5) the ratios are not
-reported (exit status 3) unless ``--allow-load`` is given, since other processes on a small box distort them.
+``rounds`` rounds and reports the median of each, so that a change in machine load hits both. The 1-minute
+load average is printed with every table and stored in the JSON; above ``max_load`` (1.5) the ratios are not
+reported (exit status 3) unless ``allow_load=true``, since other processes on a small box distort them.
 Target (issue 21): every op with a torch counterpart within 1.3x of torch at 1 and at 2 threads.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -24,12 +23,14 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
 
 from nnlab import ops
+from nnlab.cli.args import Command, Key, at_least, parse_script, positive
 from nnlab.ops import _native, batchnorm
 
 TARGET = 1.3
@@ -150,12 +151,12 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
-def run_table(threads: int, a: argparse.Namespace) -> dict:
+def run_table(threads: int, a: SimpleNamespace) -> dict:
     torch.set_num_threads(threads)
     load_before = load1()
     rows = []
     for c in cases(a.device, a.fused, a.extra):
-        if a.only and c["op"] not in a.only.split(","):
+        if a.only and c["op"] not in a.only:
             continue
         args = c["make"]()
         for fn in (c["ours"], c["torch"]):  # warm-up (allocator, first-call dispatch, kernel build, compilation)
@@ -222,7 +223,7 @@ def train_epoch_seconds(side: str, batches: int, epochs: int, threads: int, devi
             return [float(r["time/epoch_s"]) for r in csv.DictReader(f) if r.get("time/epoch_s")]
 
 
-def run_train(a: argparse.Namespace, threads: int) -> dict:
+def run_train(a: SimpleNamespace, threads: int) -> dict:
     load_before = load1()
     secs: dict[str, list[float]] = {side: [] for side in TRAIN_SIDES}
     for _ in range(a.rounds):  # alternate sides, as the op rows do
@@ -270,7 +271,7 @@ def run_train(a: argparse.Namespace, threads: int) -> dict:
 
 def print_table(t: dict, device: str, max_load: float, allow: bool) -> bool:
     load = max(t["load_before"], t["load_after"])
-    t["load_ok"] = load <= max_load  # recorded even when --allow-load prints the ratios anyway
+    t["load_ok"] = load <= max_load  # recorded even when allow_load=true prints the ratios anyway
     ok_load = t["load_ok"] or allow
     print(
         f"\ntorch {torch.__version__}, {device}, {t['threads']} thread(s), float32, forward + backward, "
@@ -285,30 +286,42 @@ def print_table(t: dict, device: str, max_load: float, allow: bool) -> bool:
             f"{ratio} {t['threads']:>7}{mark}"
         )
     if not ok_load:
-        print(f"load average {load:.2f} > {max_load}: ratios withheld, rerun on a quieter machine (or --allow-load)")
+        print(f"load average {load:.2f} > {max_load}: ratios withheld, rerun on a quieter machine (or allow_load=true)")
     return ok_load
 
 
+COMMAND = Command(
+    "bench_ops",
+    __doc__.splitlines()[0],
+    [
+        Key("threads", [1, 2], "thread counts, one table each", list, item=int),
+        Key("min_run", 0.5, "seconds of timing per measurement", float, check=positive),
+        Key("rounds", 3, "alternating ours/torch measurements per case", int, check=at_least(1)),
+        Key("device", "cpu", "where to run", choices=("cpu", "cuda")),
+        Key("out", "bench_ops.json", "result JSON"),
+        Key("only", None, "op names to run, e.g. [conv2d,max_pool2d]", list),
+        Key("fused", False, "also the torch.compile batch norm (compiles 20-60 s)", bool),
+        Key("extra", False, "also stochastic/mixed pooling (no torch counterpart)", bool),
+        Key("train", 0, "also the Fashion-MNIST epoch row, with N batches per epoch", int, check=at_least(0)),
+        Key("train_epochs", 3, "epochs of the training row", int, check=at_least(1)),
+        Key("train_only", False, "only the Fashion-MNIST row", bool),
+        Key("max_load", 1.5, "load average above which ratios are withheld", float, check=positive),
+        Key("allow_load", False, "report ratios even above max_load", bool),
+    ],
+    prog="python scripts/bench_ops.py",
+)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts, one table each")
-    ap.add_argument("--min-run", type=float, default=0.5, help="seconds of timing per measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating ours/torch measurements per case")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--out", default="bench_ops.json")
-    ap.add_argument("--only", default=None, help="comma-separated op names to run")
-    ap.add_argument("--fused", action="store_true", help="also the torch.compile batch norm (compiles 20-60 s)")
-    ap.add_argument("--extra", action="store_true", help="also stochastic/mixed pooling (no torch counterpart)")
-    ap.add_argument("--train", type=int, default=0, help="also the Fashion-MNIST epoch row, with N batches/epoch")
-    ap.add_argument("--train-epochs", type=int, default=3)
-    ap.add_argument("--train-only", action="store_true", help="only the Fashion-MNIST row")
-    ap.add_argument("--max-load", type=float, default=1.5)
-    ap.add_argument("--allow-load", action="store_true", help="report ratios even above --max-load")
-    a = ap.parse_args()
+    a = parse_script(COMMAND)
     if a.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("bench_ops: --device cuda but torch.cuda.is_available() is False")
+        print(
+            "error: device=cuda, but torch.cuda.is_available() is False; run on a GPU or use device=cpu",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     tables, train, ok = [], [], True
-    for threads in (int(t) for t in a.threads.split(",")):
+    for threads in a.threads:
         if not a.train_only:
             t = run_table(threads, a)
             ok = print_table(t, a.device, a.max_load, a.allow_load) and ok

@@ -2,7 +2,7 @@
 # The GPU checks of issue 21, as one script that fits in 8 minutes on one GPU:
 #   1. experiment=ptb_medium trainer=gpu   (Zaremba medium; target test ppl <= 83, theirs 82.7)   ~5 min budget
 #   2. the text comparison on GPU: cnn, rnn, fasttext on SST-2, seed 1, 5 epochs, then text_report.py  ~1.5 min
-#   3. bench_ops.py --device cuda (ours there: the torch-primitive code of nnlab.ops, no C loops)       ~1 min
+#   3. bench_ops.py device=cuda (ours there: the torch-primitive code of nnlab.ops, no C loops)       ~1 min
 # Everything lands under OUT_DIR (default ./gpu_check_out): each run's directory with its metrics.json, and
 # ptb_medium.json, text_report.json, bench_ops_cuda.json, summary.json.
 #
@@ -31,7 +31,7 @@ if [ "$MODE" != dry ]; then  # --print shows the GPU commands
   TRAINER=(trainer=gpu)
   LIMITS=()
   TEXT_EPOCHS=5
-  BENCH=(--device cuda --threads 1 --min-run 0.2 --rounds 1 --allow-load)
+  BENCH=(device=cuda threads=[1] min_run=0.2 rounds=1 allow_load=true)
 else
   PTB_BUDGET_S=${PTB_BUDGET_S:-120}
   TEXT_BUDGET_S=${TEXT_BUDGET_S:-120}
@@ -40,7 +40,7 @@ else
   # Tiny limits: the dry run checks that every step runs and writes its JSON, not the numbers.
   LIMITS=(+trainer.limit_train_batches=2 +trainer.limit_val_batches=1 +trainer.limit_test_batches=1)
   TEXT_EPOCHS=1
-  BENCH=(--device cpu --threads 1 --only max_pool2d --min-run 0.01 --rounds 1 --allow-load)
+  BENCH=(device=cpu threads=[1] only=[max_pool2d] min_run=0.01 rounds=1 allow_load=true)
 fi
 COMMON=(logger=csv trainer.enable_progress_bar=false)
 
@@ -49,8 +49,8 @@ PTB_CMD=("$PY" "$ROOT/train.py" experiment=ptb_medium "${TRAINER[@]}" "${COMMON[
 [ "$MODE" != dry ] || PTB_CMD+=(trainer.max_epochs=1)
 TEXT_CMD=("$PY" "$ROOT/train.py" -m model=cnn,rnn,fasttext data=sst2 seed=1 trainer.max_epochs=$TEXT_EPOCHS
   "${TRAINER[@]}" "${COMMON[@]}" "${LIMITS[@]}" hydra.sweep.dir="$OUT_DIR/text" hydra.sweep.subdir='${hydra.job.num}')
-REPORT_CMD=("$PY" "$ROOT/scripts/text_report.py" "$OUT_DIR/text" --out "$OUT_DIR/text_report.json")
-BENCH_CMD=("$PY" "$ROOT/scripts/bench_ops.py" "${BENCH[@]}" --out "$OUT_DIR/bench_ops_cuda.json")
+REPORT_CMD=("$PY" "$ROOT/scripts/text_report.py" "paths=[$OUT_DIR/text]" "out=$OUT_DIR/text_report.json")
+BENCH_CMD=("$PY" "$ROOT/scripts/bench_ops.py" "${BENCH[@]}" "out=$OUT_DIR/bench_ops_cuda.json")
 
 if [ "$MODE" = print ]; then
   echo "${PTB_CMD[*]}"

@@ -29,7 +29,7 @@ def test_commands_are_the_issues(tmp_path):
     assert "experiment=ptb_medium" in ptb and "trainer=gpu" in ptb and "max_epochs" not in ptb
     assert "model=cnn,rnn,fasttext" in text and "trainer=gpu" in text
     assert "text_report.py" in report
-    assert "bench_ops.py" in bench and "--device cuda" in bench and str(tmp_path) in bench
+    assert "bench_ops.py" in bench and "device=cuda" in bench and str(tmp_path) in bench
 
 
 def test_needs_a_gpu_without_dry_run(tmp_path):
