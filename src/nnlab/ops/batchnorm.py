@@ -16,6 +16,10 @@ Backward (derivations §1.3, compact form):
 
 In eval mode the running statistics replace μ and σ², so y is affine in x: dx = γ·dy/√(σ_run² + ε)
 (training always normalizes with the batch statistics, with or without running buffers).
+
+On CPU, for contiguous or channels-last float tensors, these formulas run as the native loops of ``_kernels.c``
+(``bn_fwd``/``bn_bwd``: one call per direction, threads over channels); elsewhere, or without a C compiler
+(``NNLAB_OPS_KERNEL=torch``), as the torch code below. Both centre before scaling.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import warnings
 import torch
 from torch.autograd.function import once_differentiable
 
+from nnlab.ops import _native
 from nnlab.ops._common import OpInputError
 
 
@@ -115,12 +120,155 @@ def _call(i: int, *args):
         return _EAGER[i](*args)
 
 
+# The same math through the native loops of _kernels.c (one pass per sum, no intermediates in memory). Only
+# the per-channel vectors (rstd, scale, the backward's coefficients) are computed here, with the same torch
+# expressions as above.
+
+
+def _native_dims(x: torch.Tensor, lay: str) -> tuple[int, int, int, int]:
+    """(N, C, S, rows) for _kernels.c: planar (N, C, S) or rows (M, C) with M = numel / C."""
+    C = x.shape[1]
+    S = x.numel() // (x.shape[0] * C) if lay == "planar" else 1
+    if S > 1:
+        return x.shape[0], C, S, 0
+    return x.numel() // C, C, 1, 1  # (N, C) features and channels-last maps: C is the fastest dim
+
+
+def _ptr(t: torch.Tensor | None, like: torch.Tensor) -> tuple[int | None, torch.Tensor | None]:
+    """A per-channel vector as the kernels read it (x's dtype, contiguous); the tensor keeps it alive."""
+    if t is None:
+        return None, None
+    t = t.detach()
+    if t.dtype != like.dtype or not t.is_contiguous():
+        t = t.to(like.dtype).contiguous()
+    return t.data_ptr(), t
+
+
+def _rows_split(x: torch.Tensor, dims) -> int:
+    """Threads for splitting a rows-layout tensor by rows (0: one call of the channel-split kernels is better)."""
+    if not dims[3]:
+        return 0
+    t = _native.threads_for(dims[0], x.numel())
+    return t if t > 1 else 0
+
+
+def _rows_forward(x, dims, threads, running_mean, running_var, weight, bias, training, momentum, eps):
+    """Channels-last training/eval forward split by rows: the passes of bn_fwd, the per-channel sums combined
+    here (in double) between them; the same formulas (shifted mean, two-pass variance, centring first)."""
+    M, C = dims[0], dims[1]
+    rows = x.permute(0, *range(2, x.dim()), 1).reshape(M, C)  # a view: x is channels-last
+    if training:
+        K = rows[0].contiguous()
+        part = torch.zeros(threads, C, dtype=torch.float64)
+        f = _native.fn("bn_rows_sum", x.dtype)
+        _native.parallel_slots(f, (x.data_ptr(), C, K.data_ptr(), part.data_ptr()), M, threads)
+        mean_d = K.double() + part.sum(0) / M
+        mean = mean_d.to(x.dtype)
+        corr = (mean_d - mean.double()).to(x.dtype)
+        part.zero_()
+        f = _native.fn("bn_rows_sq", x.dtype)
+        _native.parallel_slots(f, (x.data_ptr(), C, mean.data_ptr(), corr.data_ptr(), part.data_ptr()), M, threads)
+        var = (part.sum(0) / M).to(x.dtype)
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+        if running_var is not None:
+            running_var.mul_(1 - momentum).add_((var * (M / (M - 1))).to(running_var.dtype), alpha=momentum)
+    else:
+        mean, var = running_mean.to(x.dtype).contiguous(), running_var.to(x.dtype)
+    rstd = 1 / torch.sqrt(var + eps)
+    scale = (rstd if weight is None else rstd * weight.detach().to(x.dtype)).contiguous()
+    shift = x.new_zeros(C) if bias is None else bias.detach().to(x.dtype).contiguous()
+    y = torch.empty_like(x)
+    args = (x.data_ptr(), y.data_ptr(), C, mean.data_ptr(), scale.data_ptr(), shift.data_ptr())
+    _native.parallel_slots(_native.fn("bn_rows_apply", x.dtype), args, M, threads)
+    return y, mean, rstd
+
+
+def _rows_backward(dy, x, dims, threads, mean, rstd, weight, training):
+    M, C = dims[0], dims[1]
+    part = torch.zeros(threads, 2, C, dtype=torch.float64)
+    f = _native.fn("bn_rows_bsum", x.dtype)
+    _native.parallel_slots(f, (dy.data_ptr(), x.data_ptr(), C, mean.data_ptr(), part.data_ptr()), M, threads)
+    sums = part.sum(0).to(x.dtype)
+    sum_dy, sum_dy_xhat = sums[0], sums[1] * rstd
+    gamma_rstd = rstd if weight is None else rstd * weight.detach().to(x.dtype)
+    if training:  # the coefficients of _bn_backward_math
+        b = (-gamma_rstd * rstd * sum_dy_xhat / M).contiguous()
+        c = (-gamma_rstd * sum_dy / M).contiguous()
+    else:
+        b = c = x.new_zeros(C)
+    a = gamma_rstd.contiguous()
+    dx = torch.empty_like(x)
+    args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), C, mean.data_ptr(), a.data_ptr(), b.data_ptr(), c.data_ptr())
+    _native.parallel_slots(_native.fn("bn_rows_bwd_apply", x.dtype), args, M, threads)
+    return dx, sum_dy_xhat, sum_dy
+
+
+def _native_forward(x, lay, running_mean, running_var, weight, bias, training: bool, momentum: float, eps: float):
+    """bn_fwd of _kernels.c: statistics, y and the running-statistics update in one call per thread."""
+    dims = _native_dims(x, lay)
+    C = dims[1]
+    threads = _rows_split(x, dims)
+    if threads:
+        return _rows_forward(x, dims, threads, running_mean, running_var, weight, bias, training, momentum, eps)
+    y = torch.empty_like(x)
+    if training:
+        mean, var = x.new_empty(C), x.new_empty(C)
+        # The kernel updates buffers in place only when it can write them directly; else they are updated here.
+        direct = [r is not None and r.dtype == x.dtype and r.is_contiguous() for r in (running_mean, running_var)]
+        rm = running_mean.data_ptr() if direct[0] else None
+        rv = running_var.data_ptr() if direct[1] else None
+    else:
+        (_, mean), (_, var) = _ptr(running_mean, x), _ptr(running_var, x)
+        rm = rv = None
+    rstd = x.new_empty(C)
+    (w, _keep_w), (b, _keep_b) = _ptr(weight, x), _ptr(bias, x)
+    args = (x.data_ptr(), y.data_ptr(), w, b, mean.data_ptr(), var.data_ptr(), rstd.data_ptr(), rm, rv)
+    _native.parallel(_native.fn("bn_fwd", x.dtype), (*args, momentum, eps, int(training), *dims), C, x.numel())
+    if training:
+        m = x.numel() // C
+        if running_mean is not None and rm is None:
+            running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+        if running_var is not None and rv is None:
+            unbiased = var * (m / (m - 1))
+            running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+    return y, mean, rstd
+
+
+def _native_backward(dy, x, lay, mean, rstd, weight, training: bool):
+    """bn_bwd of _kernels.c: the sums and dx by the compact form in one call per thread."""
+    dims = _native_dims(x, lay)
+    C = dims[1]
+    if lay == "planar":
+        dy = dy.contiguous()
+    elif not dy.is_contiguous(memory_format=_native.memory_format(x)):
+        dy = dy.contiguous(memory_format=_native.memory_format(x))  # the kernels index dy like x
+    threads = _rows_split(x, dims)
+    if threads:
+        return _rows_backward(dy, x, dims, threads, mean, rstd, weight, training)
+    dx = torch.empty_like(x)
+    dweight, dbias = x.new_empty(C), x.new_empty(C)
+    w, _keep = _ptr(weight, x)
+    args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), w, mean.data_ptr(), rstd.data_ptr())
+    _native.parallel(
+        _native.fn("bn_bwd", x.dtype),
+        (*args, dweight.data_ptr(), dbias.data_ptr(), int(training), *dims),
+        C,
+        x.numel(),
+    )
+    return dx, dweight, dbias
+
+
 class BatchNormFunction(torch.autograd.Function):
     """y = γ·(x − μ)/√(σ² + ε) + β with batch (training) or given (eval) statistics; module docstring."""
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
-        if training:
+        lay = None if _FUSED["enabled"] or _native.load() is None else _native.layout(x)
+        ctx.layout = lay
+        if lay is not None:
+            y, mean, rstd = _native_forward(x, lay, running_mean, running_var, weight, bias, training, momentum, eps)
+        elif training:
             y, mean, var, rstd = _call(0, x, weight, bias, eps)
             m = x.numel() // x.shape[1]
             # In place and outside autograd, exactly as torch's kernel updates its buffers.
@@ -140,7 +288,10 @@ class BatchNormFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy):
         x, mean, rstd, weight = ctx.saved_tensors
-        dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
+        if ctx.layout is not None and _native.load() is not None:
+            dx, dweight, dbias = _native_backward(dy, x, ctx.layout, mean, rstd, weight, ctx.training)
+        else:
+            dx, dweight, dbias = _call(2, dy, x, mean, rstd, weight, ctx.training)
         need = ctx.needs_input_grad
         return (
             dx if need[0] else None,

@@ -114,8 +114,9 @@ class _RowShiftConv:
         Hp, Wp = H + 2 * ph, W + 2 * pw
         Ho, Wo = dy.shape[-2:]
         # dY in the same wide row layout; its discarded rows get zero gradient.
-        dy_w = dy.new_zeros(N, Hp, Wo, O)
+        dy_w = dy.new_empty(N, Hp, Wo, O)
         dy_w[:, :Ho] = dy.permute(0, 2, 3, 1)
+        dy_w[:, Ho:] = 0
         dy_f = dy_w.view(N * Hp * Wo, O)
         R = N * Hp * Wo - (kh - 1) * dh * Wo
         w_u = weight.permute(2, 3, 1, 0).reshape(kh, kw * C, O)
@@ -129,12 +130,18 @@ class _RowShiftConv:
         if need_x:
             # dX_row(shifted by u) += dY · W_uᵀ, then the horizontal taps are added back (col2im along W):
             # together the transposed convolution of dY with w.
-            dxrow = dy.new_zeros(N * Hp * Wo, kw * C)
-            for u in range(kh):
+            # The u = 0 product overwrites rows [0, R); only the rows past R start from zero.
+            dxrow = dy.new_empty(N * Hp * Wo, kw * C)
+            torch.mm(dy_f[:R], w_u[0].t(), out=dxrow[:R])
+            dxrow[R:] = 0
+            for u in range(1, kh):
                 dxrow[u * dh * Wo : u * dh * Wo + R].addmm_(dy_f[:R], w_u[u].t())
             taps = dxrow.view(N, Hp, Wo, kw, C)
             dxp = dy.new_zeros(N, Hp, Wp, C)
-            for v in range(kw):
+            # The first tap of a stride-1 row covers columns [0, Wo) alone: a copy, not an add onto zeros.
+            first = dxp[:, :, : sw * (Wo - 1) + 1 : sw]
+            first.copy_(taps[:, :, :, 0])
+            for v in range(1, kw):
                 dxp[:, :, v * dw : v * dw + sw * (Wo - 1) + 1 : sw] += taps[:, :, :, v]
             dx = dxp[:, ph : ph + H, pw : pw + W].permute(0, 3, 1, 2)
         return dx, dweight

@@ -12,6 +12,10 @@ input positions (``Windows.scatter``: overlapping windows sum, padding is droppe
     gated       y = α·max + (1−α)·avg,  α = σ(ωᵀw)                                 (§3.5)
     k-max (1-D) the k largest values in their original order                       (§3.6)
     global      avg / max over all of H×W                                          (§3.7)
+
+Max, avg and Lp pooling over tiled windows (stride = kernel, no padding), the ConvNet's case, run as the native
+loops of ``_kernels.c`` on CPU float maps (contiguous or channels-last); the torch code here is the general case
+and the fallback without a C compiler (``NNLAB_OPS_KERNEL=torch``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
+from nnlab.ops import _native
 from nnlab.ops._common import IntOrPair, OpInputError, Windows, check_dims
 
 
@@ -36,15 +41,55 @@ def _onehot_scatter(idx: torch.Tensor, values: torch.Tensor, kk: int) -> torch.T
     return out.scatter_(-1, idx.unsqueeze(-1), values.unsqueeze(-1))
 
 
+# Tiled windows (stride = kernel, no padding/dilation) of a contiguous or channels-last float map go through the
+# native loops of _kernels.c: one read of x and one write of y (and of dx in the backward), where the torch
+# code below materialises the (N, C, Ho, Wo, K) window tensor and the one-hot gradient.
+
+
+def _native_layout(x: torch.Tensor, win: Windows) -> str | None:
+    if not win.tiled or _native.load() is None or x.dim() != 4 or max(win.k) > 15:
+        return None
+    return _native.layout(x)
+
+
+def _pool_dims(shape, win: Windows, lay: str) -> tuple[tuple[int, ...], int]:
+    """The kernels' (H, W, C, rows, kh, kw, Ho, Wo) and the number of work items (output rows)."""
+    N, C, H, W = shape
+    (kh, kw), (Ho, Wo) = win.k, win.out
+    if lay == "planar":
+        return (H, W, 1, 0, kh, kw, Ho, Wo), N * C * Ho
+    return (H, W, C, 1, kh, kw, Ho, Wo), N * Ho
+
+
+def _pool_out(x: torch.Tensor, win: Windows, lay: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    fmt = torch.contiguous_format if lay == "planar" else torch.channels_last
+    return torch.empty(*x.shape[:2], *win.out, dtype=dtype or x.dtype, memory_format=fmt)
+
+
+def _pool_grad_in(dy: torch.Tensor, shape, win: Windows, lay: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """dy in the layout the kernels index, and dx to write (zeros where no window covers the input)."""
+    fmt = torch.contiguous_format if lay == "planar" else torch.channels_last
+    covered = (win.out[0] * win.k[0], win.out[1] * win.k[1]) == tuple(shape[-2:])
+    dx = torch.empty(*shape, dtype=dy.dtype, memory_format=fmt)
+    return dy.contiguous(memory_format=fmt), dx if covered else dx.zero_()
+
+
 # --------------------------------------------------------------------------------------------- max / avg
 
 
 class MaxPool2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, win):
-        # torch.max along a dim returns the FIRST maximal index: the tie convention of §3.1 (NaN wins).
-        y, idx = win.gather(x, fill=-math.inf).max(-1)
-        ctx.win = win
+        ctx.layout = lay = _native_layout(x, win)
+        if lay is not None:  # the kernel records the first maximum too (§3.1), as a uint8 window position
+            y, idx = _pool_out(x, win, lay), _pool_out(x, win, lay, torch.uint8)
+            dims, items = _pool_dims(x.shape, win, lay)
+            fwd = _native.fn("maxpool_fwd", x.dtype)
+            _native.parallel(fwd, (x.data_ptr(), y.data_ptr(), idx.data_ptr(), *dims), items, x.numel())
+        else:
+            # torch.max along a dim returns the FIRST maximal index: the tie convention of §3.1 (NaN wins).
+            y, idx = win.gather(x, fill=-math.inf).max(-1)
+        ctx.win, ctx.shape = win, x.shape
         ctx.save_for_backward(idx)
         ctx.mark_non_differentiable(idx)
         return y, idx
@@ -53,6 +98,12 @@ class MaxPool2dFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dy, _didx):
         (idx,) = ctx.saved_tensors
+        if ctx.layout is not None:
+            dy, dx = _pool_grad_in(dy, ctx.shape, ctx.win, ctx.layout)
+            dims, items = _pool_dims(ctx.shape, ctx.win, ctx.layout)
+            bwd = _native.fn("maxpool_bwd", dy.dtype)
+            _native.parallel(bwd, (dy.data_ptr(), idx.data_ptr(), dx.data_ptr(), *dims), items, dx.numel())
+            return dx, None
         return ctx.win.scatter(_onehot_scatter(idx, dy, ctx.win.kk)), None
 
 
@@ -76,6 +127,7 @@ def max_pool2d(
     y, idx = MaxPool2dFunction.apply(x, win)
     if return_indices:
         (_, kw), (sh, sw), (ph, pw), (dh, dw) = win.k, win.s, win.p, win.d
+        idx = idx.long()
         Ho, Wo = win.out
         rows = (torch.arange(Ho, device=x.device) * sh - ph).view(Ho, 1) + (idx // kw) * dh
         cols = (torch.arange(Wo, device=x.device) * sw - pw).view(1, Wo) + (idx % kw) * dw
@@ -87,6 +139,15 @@ def max_pool2d(
 class AvgPool2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, win, divisor):
+        ctx.win, ctx.divisor, ctx.shape = win, divisor, x.shape
+        ctx.layout = lay = _native_layout(x, win) if isinstance(divisor, float) else None
+        if lay is not None:
+            y = _pool_out(x, win, lay)
+            dims, items = _pool_dims(x.shape, win, lay)
+            _native.parallel(
+                _native.fn("avgpool_fwd", x.dtype), (x.data_ptr(), y.data_ptr(), divisor, *dims), items, x.numel()
+            )
+            return y
         if win.tiled:
             y = win.tiles(x).sum((3, 5))  # copy-free: non-overlapping windows are a view of x
         else:
@@ -97,6 +158,12 @@ class AvgPool2dFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
+        if ctx.layout is not None:
+            dy, dx = _pool_grad_in(dy, ctx.shape, ctx.win, ctx.layout)
+            dims, items = _pool_dims(ctx.shape, ctx.win, ctx.layout)
+            args = (dy.data_ptr(), dx.data_ptr(), ctx.divisor, *dims)
+            _native.parallel(_native.fn("avgpool_bwd", dy.dtype), args, items, dx.numel())
+            return dx, None, None
         g = (dy / ctx.divisor).unsqueeze(-1).expand(*dy.shape, ctx.win.kk)
         return ctx.win.scatter(g), None, None
 
@@ -136,6 +203,16 @@ def avg_pool2d(
 class LpPool2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, p, win, pv):
+        ctx.win, ctx.pv, ctx.shape = win, pv, x.shape
+        ctx.layout = lay = _native_layout(x, win)
+        if lay is not None:
+            y = _pool_out(x, win, lay)
+            dims, items = _pool_dims(x.shape, win, lay)
+            _native.parallel(
+                _native.fn("lppool_fwd", x.dtype), (x.data_ptr(), y.data_ptr(), pv, *dims), items, x.numel()
+            )
+            ctx.save_for_backward(x, p, y)
+            return y
         # p (a 0-d tensor) is what receives the gradient; pv = float(p) is used in the powers, because a
         # Python exponent lets torch pick its fast kernels (x·x for 2, sqrt for 1/2) instead of exp∘log.
         w = win.gather(x, fill=0.0)
@@ -152,6 +229,21 @@ class LpPool2dFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
+        if ctx.layout is not None:
+            x, p, y = ctx.saved_tensors
+            dx = dp = None
+            if ctx.needs_input_grad[0]:
+                dy_l, dx = _pool_grad_in(dy, ctx.shape, ctx.win, ctx.layout)
+                dims, items = _pool_dims(ctx.shape, ctx.win, ctx.layout)
+                args = (dy_l.data_ptr(), x.data_ptr(), y.data_ptr(), dx.data_ptr(), ctx.pv, *dims)
+                _native.parallel(_native.fn("lppool_bwd", x.dtype), args, items, dx.numel())
+            if ctx.needs_input_grad[1]:  # learnable p: the torch formula below, on the windows rebuilt
+                w = ctx.win.gather(x, fill=0.0)
+                a = w.abs()
+                m = a.amax(-1, keepdim=True)
+                r = torch.where(m > 0, a / m, torch.zeros_like(a))
+                dp = _lp_dp(dy, p, y, r.pow(ctx.pv).sum(-1), r, ctx.pv)
+            return dx, dp, None, None
         w, p, y, s, r = ctx.saved_tensors
         dx = dp = None
         pos = y > 0
@@ -163,13 +255,18 @@ class LpPool2dFunction(torch.autograd.Function):
             local = torch.where(ratio > 0, ratio.pow(ctx.pv - 1), 0.0) * w.sign()
             dx = ctx.win.scatter(local * dy.unsqueeze(-1))
         if ctx.needs_input_grad[1]:
-            # ∂y/∂p = y·(−log S/p² + Σ_j r_j^p log r_j /(p·S)) with r = |w|/max|w|, S = Σ r^p (§3.3).
-            log_r = r.clamp_min(torch.finfo(r.dtype).tiny).log()
-            rp_log_r = torch.where(r > 0, r.pow(ctx.pv) * log_r, 0.0).sum(-1)
-            s_safe = torch.where(pos, s, 1.0)
-            local_p = torch.where(pos, y * (-s_safe.log() / p**2 + rp_log_r / (p * s_safe)), 0.0)
-            dp = (dy * local_p).sum().reshape(p.shape)
+            dp = _lp_dp(dy, p, y, s, r, ctx.pv)
         return dx, dp, None, None
+
+
+def _lp_dp(dy, p, y, s, r, pv: float) -> torch.Tensor:
+    """∂L/∂p = Σ dy·y·(−log S/p² + Σ_j r_j^p log r_j /(p·S)) with r = |w|/max|w|, S = Σ r^p (§3.3)."""
+    pos = y > 0
+    log_r = r.clamp_min(torch.finfo(r.dtype).tiny).log()
+    rp_log_r = torch.where(r > 0, r.pow(pv) * log_r, 0.0).sum(-1)
+    s_safe = torch.where(pos, s, 1.0)
+    local_p = torch.where(pos, y * (-s_safe.log() / p**2 + rp_log_r / (p * s_safe)), 0.0)
+    return (dy * local_p).sum().reshape(p.shape)
 
 
 def lp_pool2d(

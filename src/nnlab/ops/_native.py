@@ -1,0 +1,135 @@
+"""The native loops of ``_kernels.c`` (batch norm, tiled pools), built by ``nnlab.utils.ckernel``.
+
+``load()`` is ``None`` without a C compiler or with ``NNLAB_OPS_KERNEL=torch``; the ops then run their torch
+code, which evaluates the same formulas (the tests run both). ``layout(x)`` says whether a tensor is one the
+kernels read directly: CPU, float32/float64, and either contiguous ("planar", (N, C, *)) or channels-last
+("rows", C fastest). Work is split over ``torch.get_num_threads()`` threads on disjoint ranges (channels for
+batch norm, output rows for pools); ctypes releases the GIL, so the threads run in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from nnlab.utils import ckernel
+
+_SOURCE = Path(__file__).with_name("_kernels.c")
+_P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+_BN = [_I, _I, _I, _I]  # N, C, S, rows (begin, end come last in every function)
+_POOL = [_I] * 10  # H, W, C, rows, kh, kw, Ho, Wo, begin, end
+_SIGNATURES: dict[str, list] = {}
+for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+    _SIGNATURES.update(
+        {
+            f"bn_stats_{_suf}": [_P, *_BN, _P, _P, _I, _I],
+            f"bn_apply_{_suf}": [_P, _P, *_BN, _P, _P, _P, _I, _I],
+            f"bn_bwd_sums_{_suf}": [_P, _P, *_BN, _P, _P, _P, _I, _I],
+            f"bn_bwd_apply_{_suf}": [_P, _P, _P, *_BN, _P, _P, _P, _P, _I, _I],
+            f"bn_fwd_{_suf}": [_P] * 9 + [_D, _D, _I, *_BN, _I, _I],
+            f"bn_bwd_{_suf}": [_P] * 8 + [_I, *_BN, _I, _I],
+            f"bn_rows_sum_{_suf}": [_P, _I, _P, _P, _I, _I, _I],
+            f"bn_rows_sq_{_suf}": [_P, _I, _P, _P, _P, _I, _I, _I],
+            f"bn_rows_bsum_{_suf}": [_P, _P, _I, _P, _P, _I, _I, _I],
+            f"bn_rows_apply_{_suf}": [_P, _P, _I, _P, _P, _P, _I, _I, _I],
+            f"bn_rows_bwd_apply_{_suf}": [_P, _P, _P, _I, _P, _P, _P, _P, _I, _I, _I],
+            f"maxpool_fwd_{_suf}": [_P, _P, _P, *_POOL],
+            f"maxpool_bwd_{_suf}": [_P, _P, _P, *_POOL],
+            f"avgpool_fwd_{_suf}": [_P, _P, _T, *_POOL],
+            f"avgpool_bwd_{_suf}": [_P, _P, _T, *_POOL],
+            f"lppool_fwd_{_suf}": [_P, _P, _D, *_POOL],
+            f"lppool_bwd_{_suf}": [_P, _P, _P, _P, _D, *_POOL],
+        }
+    )
+_state = {"disabled": os.environ.get("NNLAB_OPS_KERNEL", "auto") == "torch"}
+_pool: ThreadPoolExecutor | None = None
+# Below this many elements one thread does the whole op: a thread hand-off costs ~20 us, a pass over
+# 64K floats about as much, and on a busy machine a woken thread may wait a time slice (milliseconds).
+_MIN_PARALLEL = 1 << 18
+
+
+def load() -> ctypes.CDLL | None:
+    if _state["disabled"]:
+        return None
+    lib = _state.get("lib")
+    if lib is None:  # ckernel.load caches too, but behind a lock: this is on every op's hot path
+        lib = _state["lib"] = ckernel.load(_SOURCE, "NNLAB_OPS_KERNEL", _SIGNATURES)
+    return lib
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the ops' torch code inside the block (tests compare both paths)."""
+    before = _state["disabled"]
+    _state["disabled"] = True
+    try:
+        yield
+    finally:
+        _state["disabled"] = before
+
+
+def layout(x: torch.Tensor) -> str | None:
+    """'planar' (contiguous), 'rows' (channels-last, C fastest) or None (the kernels don't take it)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
+        return None
+    if x.is_contiguous():
+        return "planar"
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return "rows"
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return "rows"
+    return None
+
+
+def memory_format(x: torch.Tensor) -> torch.memory_format:
+    """The memory format ``layout(x)`` recognised (for copying a gradient into x's layout)."""
+    if x.is_contiguous():
+        return torch.contiguous_format
+    return torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+
+
+def fn(name: str, dtype: torch.dtype) -> Callable:
+    lib = load()
+    assert lib is not None
+    return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+
+
+def threads_for(total: int, numel: int) -> int:
+    return min(torch.get_num_threads(), total, max(1, numel // _MIN_PARALLEL))
+
+
+def parallel_slots(f: Callable, args: tuple, total: int, threads: int) -> None:
+    """``f(*args, slot, begin, end)`` for ``threads`` disjoint ranges of [0, total); slot = the range's index."""
+    global _pool
+    if threads <= 1:
+        f(*args, 0, 0, total)
+        return
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    bounds = [total * t // threads for t in range(threads + 1)]
+    futures = [_pool.submit(f, *args, t, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    f(*args, 0, bounds[0], bounds[1])
+    for fut in futures:
+        fut.result()
+
+
+def parallel(f: Callable, args: tuple, total: int, numel: int) -> None:
+    """``f(*args, begin, end)`` over [0, total) in up to ``torch.get_num_threads()`` disjoint ranges."""
+    global _pool
+    threads = min(torch.get_num_threads(), total, max(1, numel // _MIN_PARALLEL))
+    if threads <= 1:
+        f(*args, 0, total)
+        return
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    bounds = [total * t // threads for t in range(threads + 1)]
+    futures = [_pool.submit(f, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    f(*args, bounds[0], bounds[1])  # the calling thread takes the first range
+    for fut in futures:
+        fut.result()
