@@ -77,7 +77,7 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
         sparse=True,
     )
     tokens, lengths, y = pad_batch([train[j] for j in range(len(train))])
-    fit_fasttext(model, tokens, lengths, y, args.epoch, args.lr, args.batch_size, seed)
+    fit_fasttext(model, tokens, lengths, y, args.epoch, args.lr, seed)
     fit = time.perf_counter() - t
     model.eval()
     test = dm.datasets["test"]
@@ -104,7 +104,6 @@ def main() -> int:
                 Key("bucket", 2_000_000, "n-gram hash buckets", int, check=at_least(1)),
                 Key("threads", 2, "C++ fastText threads", int, check=at_least(1)),
                 Key("torch_threads", 1, "ours: tiny ops, threads only add overhead", int, check=at_least(1)),
-                Key("batch_size", 4, "our minibatch (the C++ SGD steps per example)", int, check=at_least(1)),
                 Key("repeats", 5, "seeds per cell (median)", int, check=at_least(1)),
                 Key("skip_peer", False, "time ours only", bool),
                 Key("out", "bench_fasttext.json", "result JSON"),
@@ -203,7 +202,7 @@ def main() -> int:
             r.get("time_ratio", nan),
         )
         print(f"{r['dataset']:>12} {r['ngrams']:12d} " + " ".join(f"{v:12.3f}" for v in vals))
-    keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "batch_size", "repeats")
+    keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "repeats")
     settings = {k: getattr(args, k) for k in keys}
     report = {"settings": settings, "torch": torch.__version__, "load_end": os.getloadavg()[0], "rows": rows}
     print(f"load average (1 min) at the end: {report['load_end']:.2f}")

@@ -378,3 +378,7 @@ def test_metrics_json_says_which_protocol_ran(tmp_path):
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["data"] == {"protocol": "phrases (sst/trees/train.txt)", "train_examples": 6, "val_examples": 2,
                               "test_examples": 2}  # fmt: skip
+    # fastText's per-example update ran through its C kernel, or the same update in torch: the record says which
+    from nnlab.models.text import fasttext_kernel
+
+    assert record["kernels"]["_fasttext"] == ("native" if fasttext_kernel() is not None else "torch")

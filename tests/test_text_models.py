@@ -299,6 +299,26 @@ def test_fasttext_kernel_equals_one_step_per_example_with_the_rate_decaying_acro
         torch.testing.assert_close(pa, pb, msg=name)
 
 
+def test_fasttext_without_the_kernel_runs_the_same_per_example_update(monkeypatch):
+    """No compiler (or NNLAB_FASTTEXT_KERNEL=torch): the same algorithm as the kernel, never a minibatch step."""
+    import nnlab.models.text as text_models
+
+    a, b = _fasttext_pair()
+    tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0], [2, 2, 3, 0]])
+    lengths, y = torch.tensor([4, 2, 3, 3]), torch.tensor([0, 2, 1, 1])
+    ids = a.encoder.ngram_ids(tokens, lengths)
+    share = bag_shares(ids, 0)
+    monkeypatch.setattr(text_models, "fasttext_kernel", lambda: None)
+    logits = fasttext_sgd_examples(a, ids, share, y, 0.4, 0.2)
+    expected = []
+    for i in range(4):  # one step per example, the rate decaying across the batch, as the kernel does
+        onehot = torch.nn.functional.one_hot(y[i : i + 1], 3).float()
+        expected.append(fasttext_sgd_step(b, ids[i : i + 1], share[i : i + 1], onehot, 0.4 - 0.2 * i / 4))
+    torch.testing.assert_close(logits, torch.cat(expected))
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
+
+
 @pytest.mark.parametrize("name", ["cnn", "rnn"])
 def test_embed_dropout_drops_word_vector_coordinates_in_training_only(name):
     torch.manual_seed(0)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from pytorch_lightning.loggers import Logger
 
+from nnlab.utils import ckernel
 from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
@@ -201,6 +202,7 @@ def run(cfg: DictConfig, validate: Callable[[DictConfig], None] | None = None) -
                 record["confusion_matrix"] = model.confusion_matrix
                 record["class_names"] = model_kwargs.get("class_names")
         record["best_ckpt"] = best
+        record["kernels"] = ckernel.paths()  # native C or the same computation in torch, per kernel
         record["status"] = "ok"
     return record
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils import ckernel
 from nnlab.utils.errors import CheckpointError, ConfigError, check_rate, choice_error
 from nnlab.vocab import UNK, Vocab, pad_batch
+
+log = logging.getLogger(__name__)
 
 
 def _plain(x):
@@ -381,6 +384,15 @@ _P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
 _FT_ARGS = [_P, _I, _P, _P, _I, _P, _P, _I, _P, _I, _D, _D, _P]
 
 
+_said: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _said:
+        _said.add(line)
+        log.warning(line)
+
+
 def fasttext_kernel() -> ctypes.CDLL | None:
     """fastText's per-example SGD loop in C (``nn/_fasttext.c``); ``None`` without a compiler or with
     ``NNLAB_FASTTEXT_KERNEL=torch``."""
@@ -401,15 +413,24 @@ def fasttext_sgd_examples(
     linearly from ``rate0`` to ``rate1``); returns each example's logits before its update.
 
     Runs the C kernel (``nn/_fasttext.c``: the update of ``fasttext_sgd_step`` for one example, in a loop);
-    without it, falls back to one ``fasttext_sgd_step`` on the whole batch at the mean rate.
+    without it (no compiler, ``NNLAB_FASTTEXT_KERNEL=torch``, a GPU or float64 model) the same algorithm runs as
+    ``fasttext_sgd_step`` on one example at a time, at the same per-example rates: slower, never different.
     """
     rate1 = rate0 if rate1 is None else rate1
     emb, w, c = model.encoder.bag.weight.data, model.fc.weight.data, model.fc.bias.data
     lib = fasttext_kernel()
     usable = all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in (emb, w, c))
     if lib is None or not usable:
+        _say_once("fastText's C kernel is not in use here: the same per-example SGD runs in torch, more slowly")
         onehot = F.one_hot(labels, model.hparams.num_classes).to(w.dtype)
-        return fasttext_sgd_step(model, ids, share, onehot, (rate0 + rate1) / 2)
+        b = len(ids)
+        out = [
+            fasttext_sgd_step(
+                model, ids[i : i + 1], share[i : i + 1], onehot[i : i + 1], rate0 + (rate1 - rate0) * i / b
+            )
+            for i in range(b)
+        ]
+        return torch.cat(out) if want_logits and out else None
     ids = ids.contiguous().to(torch.int64)
     share = share.contiguous().to(torch.float32)
     labels = labels.contiguous().to(torch.int64)
@@ -430,15 +451,12 @@ def fit_fasttext(
     labels: torch.Tensor,
     epochs: int = 5,
     lr: float = 0.25,
-    batch_size: int = 8,
     seed: int = 0,
 ) -> TextClassifier:
     """Train a ``fasttext`` TextClassifier as the C++ fastText does, without Lightning: each epoch visits the
-    examples in a new random order, the rate decaying linearly from ``lr`` to 0 over the run.
-
-    With the C kernel the updates are per example, as in C++ (``batch_size`` is not used); without it,
-    shuffled minibatches of ``fasttext_sgd_step``. ``tokens`` (N, L) padded with the model's pad index,
-    ``lengths`` (N,), ``labels`` (N,).
+    examples in a new random order, one SGD update per example, the rate decaying linearly from ``lr`` to 0
+    over the run (``fasttext_sgd_examples``: the C kernel, or the same update in torch without it).
+    ``tokens`` (N, L) padded with the model's pad index, ``lengths`` (N,), ``labels`` (N,).
     """
     if model.hparams.encoder != "fasttext":
         raise ConfigError(f"fit_fasttext trains model.encoder=fasttext, not {model.hparams.encoder}")
@@ -447,19 +465,8 @@ def fit_fasttext(
     ids_all = model.encoder.ngram_ids(tokens, lengths)
     share_all = bag_shares(ids_all, model.hparams.pad_index).to(torch.float32)
     g = torch.Generator().manual_seed(seed)
-    if fasttext_kernel() is not None:
-        for e in range(epochs):
-            perm = torch.randperm(n, generator=g)
-            rates = lr * (1 - e / epochs), lr * (1 - (e + 1) / epochs)
-            fasttext_sgd_examples(model, ids_all[perm], share_all[perm], labels[perm], *rates, want_logits=False)
-        return model
-    onehot_all = F.one_hot(labels, model.hparams.num_classes).to(model.fc.weight.dtype)
-    total = epochs * ((n + batch_size - 1) // batch_size)
-    step = 0
-    for _ in range(epochs):
+    for e in range(epochs):
         perm = torch.randperm(n, generator=g)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            fasttext_sgd_step(model, ids_all[idx], share_all[idx], onehot_all[idx], lr * max(0.0, 1.0 - step / total))
-            step += 1
+        rates = lr * (1 - e / epochs), lr * (1 - (e + 1) / epochs)
+        fasttext_sgd_examples(model, ids_all[perm], share_all[perm], labels[perm], *rates, want_logits=False)
     return model

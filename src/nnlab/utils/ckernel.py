@@ -38,6 +38,14 @@ _lock = threading.Lock()
 _loaded: dict[Path, ctypes.CDLL | None] = {}
 
 
+def paths() -> dict[str, str]:
+    """Which path each kernel asked for in this process runs: ``native`` (compiled C) or ``torch`` (the same
+    computation in torch: no compiler, the kernel's switch set to ``torch``, or a failed build). Runs record it
+    in metrics.json (``kernels``), so two runs that differ in speed say why."""
+    with _lock:
+        return {src.stem: ("native" if lib is not None else "torch") for src, lib in sorted(_loaded.items())}
+
+
 def _cpu_signature() -> str:
     # -march=native binaries must not be shared between different CPUs through a shared cache directory.
     try:
