@@ -3,6 +3,7 @@ and checkpoints in the run, distinct names for seed replicas, the .env's key in 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -120,23 +121,37 @@ def test_conf_local_is_git_ignored() -> None:
     assert r.returncode == 0
 
 
-def test_tsne_plot_goes_into_the_checkpoints_own_run(tmp_path, monkeypatch) -> None:
+_LOG_IMAGE = """
+import json, sys
+from nnlab.utils.wandb_run import log_image
+png, ckpt, config = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+print(log_image(png, "tsne/x", "a plot", ckpt=ckpt, config=config or None, start=True))
+"""
+
+
+def _log_image_in_a_process(png: Path, ckpt: Path, config: dict | None) -> str:
+    """As `nnlab tsne` does it: a process of its own, so no W&B state of another test's run is around."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-c", _LOG_IMAGE, str(png), str(ckpt), json.dumps(config or {})],
+                       capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()[-1]
+
+
+def test_tsne_plot_goes_into_the_checkpoints_own_run(tmp_path) -> None:
     from PIL import Image
 
-    from nnlab.utils.wandb_run import log_image
-
-    monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
     run_id = wandb_run_id(run_dir)
     (run_dir / "checkpoints").mkdir()
     png = tmp_path / "t.png"
     Image.new("RGB", (8, 8)).save(png)
     config = {"logger": {"wandb": {"project": "someproject", "entity": None}}}
-    line = log_image(png, "tsne/x", "a plot", ckpt=run_dir / "checkpoints" / "best.ckpt", config=config, start=True)
+    line = _log_image_in_a_process(png, run_dir / "checkpoints" / "best.ckpt", config)
     assert line == f"W&B: logged tsne/x into the checkpoint's own run {run_id} (someproject)"
     (recs,) = offline_runs(run_dir)
     assert [r.run_id for r in of_kind(recs, "run")] == [run_id] and "tsne/x" in history_keys(recs)
     other = tmp_path / "elsewhere" / "checkpoints" / "best.ckpt"
     other.parent.mkdir(parents=True)
-    line = log_image(png, "tsne/x", "a plot", ckpt=other, start=True)
+    line = _log_image_in_a_process(png, other, None)
     assert line.startswith("W&B: logged tsne/x into a new run ") and "no wandb/nnlab-run-id beside" in line
