@@ -212,6 +212,7 @@ def test_slurm_launcher_composes_with_cluster_keys(tmp_path) -> None:
     assert launcher.timeout_min == 240 and launcher.cpus_per_task == 8
 
 
+@pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI
 def test_interrupted_optuna_search_resumes_from_its_sqlite_storage(tmp_path) -> None:
     import optuna
 

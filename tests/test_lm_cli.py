@@ -185,6 +185,7 @@ print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+@pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_keep_freed_memory_stops_refaulting_large_buffers():
     # By default glibc hands the large freed buffers back and faults their pages in again on most steps
@@ -201,6 +202,7 @@ def test_keep_freed_memory_stops_refaulting_large_buffers():
     assert kept < default / 2
 
 
+@pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "ptb").is_dir(), reason="shared PTB not present")
 def test_bench_lm_runs_both_loops_and_writes_json(tmp_path):
     args = ["batches=2", "warmup=1", "repeats=2", "emsize=16", "nhid=16", "nlayers=1", "threads=1"]

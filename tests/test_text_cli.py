@@ -43,7 +43,7 @@ def test_image_model_on_text_data_fails_with_one_line(tmp_path):
     assert len(lines) == 1 and "(image) cannot train on data=sst2 (text)" in lines[0], res
 
 
-@pytest.mark.parametrize("ema", ["null", "0.9"])
+@pytest.mark.parametrize("ema", ["null", pytest.param("0.9", marks=pytest.mark.slow)])  # ema=0.9: make test-slow
 def test_local_text_end_to_end_then_predict(tmp_path, ema):
     train = _separable(tmp_path / "train.txt", 120, 0)
     test = _separable(tmp_path / "test.txt", 40, 1)
@@ -154,6 +154,7 @@ def test_dev_sweep_end_to_end_on_a_smoke_grid_then_tests_the_winner(tmp_path, sh
     assert not list(out.rglob("*.ckpt"))
 
 
+@pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI
 def test_bench_text_times_before_and_after_on_sentences_and_phrases(tmp_path):
     d = tmp_path / "sst"
     (d / "trees").mkdir(parents=True)

@@ -35,6 +35,7 @@ def history_keys(recs: list) -> set[str]:
     return keys | {k.rsplit("/", 1)[0] for k in keys if k.rsplit("/", 1)[-1].startswith("_") or k.endswith("/path")}
 
 
+@pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI
 def test_killed_and_resumed_run_is_one_wandb_run_with_media_and_checkpoints(tmp_path) -> None:
     run_dir = tmp_path / "run"
     killed = run_cli("train.py", *SMALL, "+callbacks.kill._target_=_fault_injection.KillAtStep",
@@ -64,6 +65,7 @@ def test_a_new_run_dir_is_a_new_wandb_run_and_the_same_dir_keeps_its_id(tmp_path
     assert a != b and wandb_run_id(tmp_path / "a") == a
 
 
+@pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI
 def test_seed_replicas_get_distinct_run_names_and_lm_samples_are_logged(tmp_path) -> None:
     from test_faults import _corpus_files
 
