@@ -142,6 +142,29 @@ void NNLAB_FN(bn_apply)(const T* x, T* y, int64_t N, int64_t C, int64_t S, int64
 }
 
 /* sum(dy) and sum(dy * (x - mean)) per channel (dbeta and dgamma / rstd of derivations §1.3); blocks as bn_stats. */
+/* Rows r0..r1 of a channels-last (rows, stride) pair dy, x, columns off..off+w: s += sum dy, q += sum dy (x - mu),
+   summed in T over blocks of BLOCK rows (ts, tq: w scratch values each) and the blocks in double. */
+static inline void NNLAB_FN(bsum_rows)(const T* dy, const T* x, int64_t stride, int64_t off, int64_t w, const T* mu,
+                                       int64_t r0, int64_t r1, T* ts, T* tq, double* s, double* q) {
+  for (int64_t a = r0; a < r1; a += BLOCK) {
+    const int64_t e = a + BLOCK < r1 ? a + BLOCK : r1;
+    for (int64_t c = 0; c < w; ++c) ts[c] = tq[c] = 0;
+    for (int64_t r = a; r < e; ++r) {
+      const T* g = dy + r * stride + off;
+      const T* p = x + r * stride + off;
+#pragma omp simd
+      for (int64_t c = 0; c < w; ++c) {
+        ts[c] += g[c];
+        tq[c] += g[c] * (p[c] - mu[c]);
+      }
+    }
+    for (int64_t c = 0; c < w; ++c) {
+      s[c] += ts[c];
+      q[c] += tq[c];
+    }
+  }
+}
+
 void NNLAB_FN(bn_bwd_sums)(const T* dy, const T* x, int64_t N, int64_t C, int64_t S, int64_t rows,
                            const T* mean, T* sum_dy, T* sum_dy_xc, int64_t b, int64_t e) {
   if (!rows) {
@@ -170,24 +193,7 @@ void NNLAB_FN(bn_bwd_sums)(const T* dy, const T* x, int64_t N, int64_t C, int64_
   T* tacc = (T*)malloc((size_t)(2 * w) * sizeof(T));
   double *s = acc, *q = acc + w;
   T *ts = tacc, *tq = tacc + w;
-  const T* mu = mean + b;
-  for (int64_t r0 = 0; r0 < N; r0 += BLOCK) {
-    const int64_t r1 = r0 + BLOCK < N ? r0 + BLOCK : N;
-    for (int64_t c = 0; c < w; ++c) ts[c] = tq[c] = 0;
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* g = dy + r * C + b;
-      const T* p = x + r * C + b;
-#pragma omp simd
-      for (int64_t c = 0; c < w; ++c) {
-        ts[c] += g[c];
-        tq[c] += g[c] * (p[c] - mu[c]);
-      }
-    }
-    for (int64_t c = 0; c < w; ++c) {
-      s[c] += ts[c];
-      q[c] += tq[c];
-    }
-  }
+  NNLAB_FN(bsum_rows)(dy, x, C, b, w, mean + b, 0, N, ts, tq, s, q);
   for (int64_t c = 0; c < w; ++c) {
     sum_dy[b + c] = (T)s[c];
     sum_dy_xc[b + c] = (T)q[c];
@@ -309,22 +315,7 @@ void NNLAB_FN(bn_rows_bsum)(const T* dy, const T* x, int64_t C, const T* mean, d
                             int64_t r0, int64_t r1) {
   double *s = part + 2 * slot * C, *q = s + C;
   T ts[C], tq[C];
-  for (int64_t a = r0; a < r1; a += BLOCK) {
-    const int64_t b = a + BLOCK < r1 ? a + BLOCK : r1;
-    for (int64_t c = 0; c < C; ++c) ts[c] = tq[c] = 0;
-    for (int64_t r = a; r < b; ++r) {
-      const T *g = dy + r * C, *p = x + r * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        ts[c] += g[c];
-        tq[c] += g[c] * (p[c] - mean[c]);
-      }
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      s[c] += ts[c];
-      q[c] += tq[c];
-    }
-  }
+  NNLAB_FN(bsum_rows)(dy, x, C, 0, C, mean, r0, r1, ts, tq, s, q);
 }
 
 void NNLAB_FN(bn_rows_apply)(const T* x, T* y, int64_t C, const T* mean, const T* scale, const T* shift,
