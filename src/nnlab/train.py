@@ -23,9 +23,7 @@ from nnlab.utils.callbacks import ResumeState
 from nnlab.utils.checkpoint import CHECKPOINT_KEY, check_fits, load_checkpoint, load_weights
 from nnlab.utils.errors import ConfigError, NnlabError
 from nnlab.utils.job import (
-    HYDRA_BACKUP,
     check_modalities,
-    finished_record,
     hydra_choices,
     instantiate_loggers,
     is_multirun,
@@ -34,7 +32,7 @@ from nnlab.utils.job import (
     stage_metrics,
 )
 from nnlab.utils.malloc import keep_freed_memory
-from nnlab.utils.run import build, local_rank, print_config_tree, report_error, to_plain
+from nnlab.utils.run import HYDRA_BACKUP, build, finished_record, local_rank, print_config_tree, report_error, to_plain
 from nnlab.utils.wandb_media import WandbMedia
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ built. Keys no rule names are left to the component that takes them.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatchcase
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnlab.cli.args import REQUIRED, Key, _typed, at_least, check_value, existing_file, positive
 from nnlab.utils.errors import ConfigError
+from nnlab.utils.run import HYDRA_BACKUP, finished_record
 
 
 def rate(v: float) -> str | None:
@@ -140,15 +140,6 @@ def validate(cfg: DictConfig, schema: str) -> None:
 
 
 MAX_SWEEP_CHECKS = 40
-HYDRA_BACKUP = ".hydra.finished"  # nnlab.utils.job.HYDRA_BACKUP
-
-
-def finished_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a run that finished (its metrics.json says ``status: ok``)."""
-    try:
-        return json.loads((run_dir / "metrics.json").read_text()).get("status") == "ok"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def precheck(config_name: str, overrides: Sequence[str], multirun: bool) -> None:
@@ -199,7 +190,7 @@ def precheck(config_name: str, overrides: Sequence[str], multirun: bool) -> None
         return
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir} is a file; give a directory (new, or a run's dir to resume it)")
-    if not finished_run(run_dir):
+    if finished_record(run_dir) is None:
         return
     if config_name == "eval":
         raise ConfigError(f"hydra.run.dir={run_dir} holds a finished run; an evaluation writes a dir of its own")

@@ -3,7 +3,6 @@ loggers (W&B named and id'd by its run dir), and its record, metrics.json, writt
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import shutil
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from nnlab.utils.errors import ConfigError
-from nnlab.utils.run import write_json
+from nnlab.utils.run import HYDRA_BACKUP, finished_record, write_json
 from nnlab.utils.wandb_run import WANDB_ID_FILE
 
 log = logging.getLogger(__name__)
@@ -109,19 +108,6 @@ def finish_loggers(loggers: list[Logger], failed: bool) -> None:
 
         if wandb.run is not None:
             wandb.finish(exit_code=1 if failed else 0)
-
-
-# where `nnlab train ... resume=auto` keeps a finished run's .hydra/ while an attempt to continue it starts
-HYDRA_BACKUP = ".hydra.finished"
-
-
-def finished_record(out_dir: Path) -> dict[str, Any] | None:
-    """The metrics.json of a run that finished in ``out_dir`` (``status: ok``), else None."""
-    try:
-        record = json.loads((out_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("status") == "ok" else None
 
 
 @contextmanager

@@ -118,3 +118,16 @@ def print_config_tree(
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
     rich.print(tree)
+
+
+# where `nnlab train ... resume=auto` keeps a finished run's .hydra/ while an attempt to continue it starts
+HYDRA_BACKUP = ".hydra.finished"
+
+
+def finished_record(out_dir: Path) -> dict[str, Any] | None:
+    """The metrics.json of a run that finished in ``out_dir`` (``status: ok``), else None."""
+    try:
+        record = json.loads((out_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("status") == "ok" else None
