@@ -43,6 +43,7 @@ def test_train_then_eval_reproduces_test_accuracy(tmp_path) -> None:
     assert abs(e.metrics["test/acc"] - m["test/acc"]) <= 0.001
 
 
+@pytest.mark.slow  # ~30 s: `make test-slow`, run by CI (resume and Optuna stay covered fast elsewhere)
 def test_resume_from_last_continues_at_the_next_epoch(tmp_path) -> None:
     first = run_cli("train.py", *DIGITS_SMALL, run_dir=tmp_path / "a")
     assert first.rc == 0, first
@@ -108,6 +109,7 @@ def test_optuna_three_trials(tmp_path) -> None:
     assert "best_value" in best and "model.optimizer.lr" in best
 
 
+@pytest.mark.slow  # ~30 s: `make test-slow`, run by CI (resume and Optuna stay covered fast elsewhere)
 def test_optuna_marks_failed_trials_failed_and_goes_on(tmp_path) -> None:
     # Optuna 2.10 rejects the NaN a failed run returns; the search used to stop with an unrelated ValueError
     import optuna
