@@ -305,3 +305,13 @@ def test_a_resume_that_fails_after_composition_keeps_the_finished_run(finished) 
     after = _snapshot(finished)
     assert {k: v for k, v in after.items() if k not in ("train.log", "metrics.failed.json")} == before
     assert json.loads((finished / "metrics.failed.json").read_text())["status"] == "failed"
+
+
+def test_a_model_without_a_family_file_is_told_where_its_data_comes_from(tmp_path) -> None:
+    """A user's new model config (here on Hydra's search path) and no conf/family/<name>.yaml yet."""
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "mynet.yaml").write_text("_target_: nnlab.models.ImageClassifier\n")
+    args = ("model=mynet", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"hydra.run.dir={tmp_path / 'run'}")
+    line = _one_line(_cli(*args))
+    assert "model=mynet has no conf/family/mynet.yaml" in line and "family=image|text|lm" in line
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hydra.utils import get_class
 from omegaconf import OmegaConf
@@ -145,3 +147,34 @@ def test_progress_bar_and_summary_switches_drop_their_callbacks(tmp_path) -> Non
     assert kinds(callbacks) == {ProgressBar: False, ModelSummary: False}
     assert any(isinstance(c, ModelCheckpoint) for c in callbacks)
     build(quiet.trainer, callbacks=callbacks, logger=False)
+
+
+@pytest.mark.parametrize(
+    "model,data,metric",
+    [("mlp", "digits", "val/acc"), ("convnet", "digits", "val/acc"), ("cnn", "SST2DataModule", "val/acc"),
+     ("rnn", "SST2DataModule", "val/acc"), ("fasttext", "SST2DataModule", "val/acc"), ("lm", "ptb", "val/ppl")],
+)  # fmt: skip
+def test_each_model_trains_on_its_familys_data_unless_told(model: str, data: str, metric: str) -> None:
+    cfg = compose_cfg(overrides=[f"model={model}"])
+    assert data in (cfg.data.get("name"), cfg.data._target_.rsplit(".", 1)[-1]) and cfg.optimized_metric == metric
+    other = "mr" if model in ("cnn", "rnn", "fasttext") else "wikitext2" if model == "lm" else "fashion_mnist"
+    picked = compose_cfg(overrides=[f"model={model}", f"data={other}"]).data
+    assert picked.get("name", picked._target_) in (other, "nnlab.data.MRDataModule")
+    if model == "lm":
+        assert (cfg.trainer.max_epochs, cfg.callbacks.early_stopping.patience) == (13, 4)
+    if model == "fasttext":  # the model's own data settings win over its family's, the command line over both
+        assert (cfg.data.batch_size, cfg.data.bucket) == (16, False)
+        assert compose_cfg(overrides=["model=fasttext", "data.batch_size=3"]).data.batch_size == 3
+
+
+def test_no_model_config_reaches_outside_its_own_node() -> None:
+    """Model configs hold the model only: what a model trains with is its family's (conf/family/<model>.yaml)."""
+    for path in sorted((CONF / "model").glob("*.yaml")):
+        text = path.read_text()
+        assert "@package" not in text and not re.search(r"^defaults:", text, re.M), path.name
+        assert (CONF / "family" / path.name).is_file(), f"conf/family/{path.name} missing"
+
+
+def test_experiment_that_switches_model_brings_that_familys_data() -> None:
+    cfg = compose_cfg(overrides=["experiment=ptb_small"])
+    assert cfg.model._target_.endswith("LanguageModel") and cfg.data.name == "ptb"

@@ -109,6 +109,12 @@ def explain(exc: BaseException, config_name: str, overrides: Sequence[str]) -> s
         m = re.search(r"Could not (?:find|load) '([^']+)/([^'/]+)'", text)
         if m:
             group, value = m.group(1), m.group(2)
+            if group == "family" and not any(o.split("=", 1)[0].lstrip("+~") == "family" for o in overrides):
+                # chosen by `family: ${model}` in train.yaml, not by the user
+                return (
+                    f"model={value} has no conf/family/{value}.yaml, which names the data and trainer settings it "
+                    f"trains with; add one (e.g. `defaults: [text]`, see conf/family/), or give family=image|text|lm"
+                )
             options = _options(group)
             guess = nearest(value, options)
             hint = f"did you mean {group}={guess}? " if guess else ""
