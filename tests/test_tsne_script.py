@@ -1,8 +1,8 @@
 """nnlab tsne (scripts/tsne.py): raw inputs and a checkpoint of each modality (image, text, tokens) give a plot.
 
 The checkpoints here are built like train.py writes them (``checkpoint["nnlab"]`` with config, model_kwargs,
-family; loadable with ``weights_only=True``) around tiny stand-in models, so the script's loading, feature
-hooks and plotting are exercised without a training run.
+family; loadable with ``weights_only=True``) around tiny stand-in models, so the loading (``nnlab.inference``),
+the feature hooks (``nnlab.tsne.features``) and the plotting are exercised without a training run.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import nnlab.cli.tsne as tsne_script
 from nnlab.cli import run_command
 from nnlab.cli.args import parse
+from nnlab.inference import checkpoint_points, load_checkpoint
 from nnlab.utils.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +29,10 @@ def tsne(*argv: str) -> Path:
     return run_command("tsne", argv)
 
 
-def tsne_args(*argv: str):
-    return parse(tsne_script.COMMAND, argv)
+def points(path: Path, *argv: str):
+    """What ``nnlab tsne ckpt_path=PATH ARGV...`` embeds."""
+    args = parse(tsne_script.COMMAND, [f"ckpt_path={path}", *argv])
+    return checkpoint_points(args.ckpt_path, tsne_script.options(args), args.data_dir)
 
 
 N_CLASSES = 3
@@ -121,8 +124,7 @@ def test_image_checkpoint_penultimate_features(tmp_path: Path) -> None:
     torch.manual_seed(0)
     kwargs = {"num_classes": N_CLASSES, "input_shape": [1, 6, 6], "class_names": ["a", "b", "c"]}
     path = _save(tmp_path, TinyImageNet(**kwargs), "TinyImageNet", "TinyImageData", kwargs, "image_classifier")
-    args = tsne_args(f"ckpt_path={path}", "n=60")
-    pts = tsne_script.checkpoint_points(str(path), args)
+    pts = points(path, "n=60")
     assert pts.X.shape == (60, 16)  # the input of the last Linear, not the logits
     assert pts.labels.tolist() == (np.arange(60) % N_CLASSES).tolist() and pts.class_names == ["a", "b", "c"]
     out = tsne(f"ckpt_path={path}", "n=60", "max_iter=300", f"out={tmp_path / 'i.png'}")
@@ -133,8 +135,7 @@ def test_text_checkpoint_sentence_vectors(tmp_path: Path) -> None:
     vocab = ["<pad>"] + [f"w{i}" for i in range(15)]
     kwargs = {"vocab": vocab, "num_classes": N_CLASSES, "class_names": ["neg", "neu", "pos"], "pad_index": 0}
     path = _save(tmp_path, TinyTextNet(**kwargs), "TinyTextNet", "TinyTextData", kwargs, "sentence_classifier")
-    args = tsne_args(f"ckpt_path={path}", "n=90")
-    pts = tsne_script.checkpoint_points(str(path), args)
+    pts = points(path, "n=90")
     assert pts.X.shape == (90, 8) and "sentence vectors" in pts.title
     out = tsne(f"ckpt_path={path}", "max_iter=300", f"out={tmp_path / 't.png'}")
     assert out.stat().st_size > 10_000
@@ -146,8 +147,7 @@ def test_lm_checkpoint_word_embeddings(tmp_path: Path) -> None:
     path = _save(tmp_path, model, "TinyLM", None, {"vocab": vocab}, "lm")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(" ".join(["w5"] * 9 + ["w7"] * 5 + ["w1"] * 3 + ["zzz"] * 50))
-    argv = [f"ckpt_path={path}", "top_words=3", "words=[king,queen,nope]", f"corpus={corpus}"]
-    pts = tsne_script.checkpoint_points(str(path), tsne_args(*argv))
+    pts = points(path, "top_words=3", "words=[king,queen,nope]", f"corpus={corpus}")
     # most frequent in the corpus first (out-of-vocabulary words ignored), then the chosen words
     assert pts.words == ["w5", "w7", "w1", "king", "queen"]
     np.testing.assert_array_equal(pts.X[3], model.emb.weight.detach()[vocab.index("king")].numpy())
@@ -160,9 +160,9 @@ def test_checkpoint_without_metadata_is_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "plain.ckpt"
     torch.save({"state_dict": {}}, path)
     with pytest.raises(CheckpointError, match="not an nnlab checkpoint"):
-        tsne_script.load_checkpoint(path)
+        load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not exist"):
-        tsne_script.load_checkpoint(tmp_path / "missing.ckpt")
+        load_checkpoint(tmp_path / "missing.ckpt")
 
 
 def test_plot_is_logged_to_an_active_wandb_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
