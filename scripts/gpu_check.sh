@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 21, as one script that fits in 8 minutes on one GPU:
 #   1. experiment=ptb_medium trainer=gpu   (Zaremba medium; target test ppl <= 83, theirs 82.7)   ~5 min budget
-#   2. the text comparison on GPU: cnn, rnn, fasttext on SST-2, seed 1, 5 epochs, then text_report.py  ~1.5 min
+#   2. the text comparison on GPU: cnn, rnn, fasttext on SST-2, seed 1, 5 epochs, then nnlab report     ~1.5 min
 #   3. bench_ops.py device=cuda (ours there: the torch-primitive code of nnlab.ops, no C loops)       ~1 min
 # Everything lands under OUT_DIR (default ./gpu_check_out): each run's directory with its metrics.json, and
-# ptb_medium.json, text_report.json, bench_ops_cuda.json, summary.json.
+# ptb_medium.json, text_report/summary.json (and .md), bench_ops_cuda.json, summary.json.
 #
 #   scripts/gpu_check.sh [OUT_DIR]              on a GPU machine
 #   scripts/gpu_check.sh --dry-run [OUT_DIR]    on CPU: the same steps with trainer.max_epochs=1 and tiny limits
@@ -49,7 +49,8 @@ PTB_CMD=("$PY" "$ROOT/train.py" experiment=ptb_medium "${TRAINER[@]}" "${COMMON[
 [ "$MODE" != dry ] || PTB_CMD+=(trainer.max_epochs=1)
 TEXT_CMD=("$PY" "$ROOT/train.py" -m model=cnn,rnn,fasttext data=sst2 seed=1 trainer.max_epochs=$TEXT_EPOCHS
   "${TRAINER[@]}" "${COMMON[@]}" "${LIMITS[@]}" hydra.sweep.dir="$OUT_DIR/text" hydra.sweep.subdir='${hydra.job.num}')
-REPORT_CMD=("$PY" "$ROOT/scripts/text_report.py" "paths=[$OUT_DIR/text]" "out=$OUT_DIR/text_report.json")
+REPORT_CMD=("$PY" "$ROOT/scripts/report.py" "sweep_dir=$OUT_DIR/text" "by=[model,data]" percent=true throughput=true
+  "out=$OUT_DIR/text_report")
 BENCH_CMD=("$PY" "$ROOT/scripts/bench_ops.py" "${BENCH[@]}" "out=$OUT_DIR/bench_ops_cuda.json")
 
 if [ "$MODE" = print ]; then

@@ -28,7 +28,7 @@ def test_commands_are_the_issues(tmp_path):
     ptb, text, report, bench = out
     assert "experiment=ptb_medium" in ptb and "trainer=gpu" in ptb and "max_epochs" not in ptb
     assert "model=cnn,rnn,fasttext" in text and "trainer=gpu" in text
-    assert "text_report.py" in report
+    assert "scripts/report.py" in report and "by=[model,data]" in report and "throughput=true" in report
     assert "bench_ops.py" in bench and "device=cuda" in bench and str(tmp_path) in bench
 
 
@@ -54,5 +54,5 @@ def test_cpu_dry_run_writes_every_json(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["mode"] == "dry" and all(s["rc"] == 0 for s in summary["steps"].values())
     assert summary["ptb_medium"]["test_ppl"] > 0
-    for name in ("ptb_medium.json", "text_report.json", "bench_ops_cuda.json", "summary.json"):
+    for name in ("ptb_medium.json", "text_report/summary.json", "bench_ops_cuda.json", "summary.json"):
         assert (tmp_path / name).is_file(), name

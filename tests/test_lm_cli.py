@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -56,13 +55,6 @@ def test_experiments_compose(experiment):
 def test_model_lm_defaults_to_ptb_and_data_wins():
     assert compose_cfg(overrides=["model=lm"]).data.name == "ptb"
     assert compose_cfg(overrides=["model=lm", "data=wikitext2"]).data.name == "wikitext2"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"lm_script_{name}", ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_generate_and_embeddings_scripts_in_process(tmp_path, capsys):
@@ -140,7 +132,9 @@ def test_train_then_generate_embeddings_and_vocab_mismatch(tmp_path):
     assert "trained with another vocab" in line and "first difference at" in line, line
 
 
-def test_collect_lm_grid_table(tmp_path, monkeypatch, capsys):
+def test_report_of_an_lm_grid_is_the_grid_table(tmp_path, capsys):
+    """``nnlab report by=[model.emsize,model.nlayers,model.dropout]`` on an ``experiment=lm_grid`` sweep: the
+    grid table of docs/results.md, best val ppl first, failed jobs listed, every job in summary.json."""
     for i, (size, ppl) in enumerate([(50, 180.0), (200, 120.0)]):
         job = tmp_path / "sweep" / str(i)
         job.mkdir(parents=True)
@@ -149,13 +143,18 @@ def test_collect_lm_grid_table(tmp_path, monkeypatch, capsys):
         (job / "metrics.json").write_text(json.dumps({**rec, "epoch": 3, "wall_s": 10.0}))
     (tmp_path / "sweep" / "2").mkdir()
     (tmp_path / "sweep" / "2" / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["collect", f"sweep_dir={tmp_path / 'sweep'}"])
-    load_script("collect_lm_grid").main()
+    run_command("report", [f"sweep_dir={tmp_path / 'sweep'}", "by=[model.emsize,model.nlayers,model.dropout]"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].startswith("| 200 | 2 | 0.3 | 200,000 | 120.0 | 115.0 |")  # best val ppl first
-    assert lines[3].startswith("| 50 |") and "boom" in lines[4]
-    assert len(json.loads((tmp_path / "lm_grid.json").read_text())) == 3
+    rows = [line for line in lines if line.startswith("| ")]
+    assert rows[0].startswith("| model.emsize | model.nlayers | model.dropout | runs | failed | val/ppl")
+    assert "| params | epochs | train s/epoch | wall s" in rows[0]
+    # best val ppl first
+    assert rows[1].startswith("| 200 | 2 | 0.3 | 1 | 0 | 120.0 | 115.0 | 200,000 | 3 | 3.3 | 10 |")
+    assert rows[2].startswith("| 50 |") and rows[3].startswith("|  |  |  | 1 | 1 | — |")
+    assert any("boom" in line for line in lines[lines.index(rows[3]) + 1 :])
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert [j["status"] for j in summary["jobs"]] == ["ok", "ok", "failed"]
+    assert summary["jobs"][1] | {"model.emsize": "200", "val/ppl": 120.0, "params": 200000} == summary["jobs"][1]
 
 
 _PAGE_FAULTS = """

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT
 from nnlab.report import load_jobs, summarize, write_report
-from nnlab.utils.errors import DataError
+from nnlab.utils.errors import ConfigError, DataError
 
 ACC = {("max", 0): 0.91, ("max", 1): 0.93, ("avg", 0): 0.88, ("avg", 1): 0.84, ("lp", 0): 0.95, ("lp", 1): None}
 
@@ -150,3 +150,44 @@ def test_wandb_report_groups_each_chart_by_its_swept_key_with_mean_and_spread(tm
     ]  # fmt: skip
     lines = [p for p in grid.panels if isinstance(p, wr.LinePlot)]
     assert [(ln.x, ln.y) for ln in lines] == [("epoch", ["val/acc"])]
+
+
+def make_text_sweeps(root):
+    """Two sweeps as experiment=sentence_models (data swept) and experiment=mr_10fold (data from the
+    experiment, so only in the jobs' choices; data.fold swept) write them."""
+    accs = {("cnn", "sst2"): [0.80, 0.81], ("rnn", "sst2"): [0.82, 0.80], ("cnn", "mr"): [0.75, 0.77, 0.76]}
+    for (model, data), values in accs.items():
+        sweep = root / ("sst" if data == "sst2" else "mr")
+        for seed, acc in enumerate(values, 1):
+            job = sweep / str(len(list(sweep.glob("*"))) if sweep.exists() else 0)
+            (job / ".hydra").mkdir(parents=True)
+            over = [f"model={model}", f"seed={seed}"] + ([f"data={data}"] if data == "sst2" else [f"data.fold={seed}"])
+            record = {"overrides": over, "choices": {"model": model, "data": data}, "status": "ok", "seed": seed,
+                      "family": "TextClassifier", "val/acc": acc + 0.01, "test/acc": acc, "params": 4_809_902,
+                      "epoch": 10, "wall_s": 100.0 * seed, "optimized_metric": "val/acc",
+                      "optimize_mode": "max"}  # fmt: skip
+            (job / "metrics.json").write_text(json.dumps(record))
+    return root
+
+
+def test_text_table_by_model_and_data_over_several_sweeps_with_anchors(tmp_path) -> None:
+    """What scripts/text_report.py printed (test accuracy mean ± std in %, dev accuracy, parameters, train
+    s/epoch as the median over runs), with the course's target and the published number beside it."""
+    root = make_text_sweeps(tmp_path / "runs")
+    with pytest.raises(ConfigError, match="give out=DIR"):
+        write_report([root / "sst", root / "mr"])
+    out = write_report([root / "sst", root / "mr"], by=["model", "data"], percent=True, out=tmp_path / "rep")
+    assert out["keys"] == ["model", "data"] and (out["jobs"], out["failed"]) == (7, 0)
+    md = out["table"]
+    head = "| model | data | runs | failed | val/acc % (mean ± std) | test/acc % (mean ± std) | target | published |"
+    assert head in md
+    # 80.5 ± 0.71 test, target 84.0, Kim's 82.7; 4,809,902 params; 10 epochs; s/epoch the median of 10 and 20
+    assert "| cnn | sst2 | 2 | 0 | 81.50 ± 0.71 | 80.50 ± 0.71 | 84.0 | 82.7 | 4,809,902 | 10 | 15.0 |" in md
+    assert "| cnn | mr | 3 | 0 | 77.00 ± 1.00 | 76.00 ± 1.00 | 77.0 | 76.1 | 4,809,902 | 10 | 20.0 |" in md
+    rows = json.loads((tmp_path / "rep" / "summary.json").read_text())["settings"]
+    mr = next(r for r in rows if (r["model"], r["data"]) == ("cnn", "mr"))
+    assert mr["seeds"] == [1, 2, 3] and mr["published_source"] == "Kim 2014, CNN-rand"
+    assert [r["model"] + "/" + r["data"] for r in rows] == ["rnn/sst2", "cnn/sst2", "cnn/mr"]  # by val/acc
+    # a dir of multiruns is read the same way; its settings by default: the swept overrides
+    again = write_report(root, out=tmp_path / "rep2")
+    assert again["jobs"] == 7 and again["keys"] == ["data", "data.fold", "model"]
