@@ -77,81 +77,161 @@ def test_local_text_end_to_end_then_predict(tmp_path, ema):
     )
     assert out.returncode == 0, out.stderr
     assert [line.split("\t")[0] for line in out.stdout.splitlines()] == ["pos", "neg"]
+    # the report of this one run: by model and data, with the inference speed of its best checkpoint
+    rep = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "report.py"), f"sweep_dir={run_dir}", "by=[model,data]",
+         "throughput=true", "percent=true"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert rep.returncode == 0, rep.stderr
+    row = json.loads((run_dir / "summary.json").read_text())["settings"][0]
+    assert (row["model"], row["data"], row["runs"]) == ("fasttext", "local_text", 1) and row["sent/s mean"] > 0
+    assert "| fasttext | local_text | 1 | 0 |" in rep.stdout and "inference sent/s" in rep.stdout
 
 
-def _sweep_module():
-    import importlib.util
+def _dev_jobs(experiment: str, *cli: str) -> tuple[list[list[str]], object]:
+    """The jobs Hydra's basic sweeper runs for ``experiment`` (each a list of overrides, in launch order)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    spec = importlib.util.spec_from_file_location("text_dev_sweep", ROOT / "scripts" / "text_dev_sweep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        single = [o for o in cli if "," not in o]  # a sweep is the sweeper's, not the composition's
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", *single], return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()] + list(cli)
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    return jobs, cfg
 
 
-def test_dev_sweep_ranks_by_the_mean_over_datasets_and_skips_incomplete_configs():
-    t = _sweep_module()
-    cfgs = t.configs({"model.a": [1, 2], "model.b": ["x", "y"]})
-    assert cfgs[1] == {"model.a": 1, "model.b": "y"} and len(cfgs) == 4
+def test_dev_search_experiments_are_the_grids_on_three_dev_sets_seed_major():
+    from hydra.core.hydra_config import HydraConfig
 
-    def run(cfg, data, seed, acc):
-        return {"model": "cnn", "cfg": cfg, "data": data, "seed": seed, "val/acc": acc}
+    for experiment, model, grid in (
+        ("text_dev_cnn", "cnn", {"model.embed_dropout", "model.num_filters", "model.dropout"}),
+        ("text_dev_rnn", "rnn", {"model.embed_dropout", "model.hidden_size", "model.rnn_type"}),
+    ):
+        jobs, cfg = _dev_jobs(experiment)
+        assert len(jobs) == 12 * 3 * 2 and cfg.model.encoder == model and cfg.test is False
+        assert not cfg.get("logger") and "drop_checkpoints" in cfg.hydra.callbacks
+        assert all("seed=1" in j for j in jobs[:36]) and all("seed=2" in j for j in jobs[36:])  # seed-major
+        configs = {tuple(o for o in j if o.split("=")[0] in grid) for j in jobs}
+        assert len(configs) == 12 and all(len(c) == 3 for c in configs)
+        for c in configs:  # every configuration on every dev set with both seeds
+            runs = [j for j in jobs if set(c) <= set(j)]
+            assert sorted(o for j in runs for o in j if o.startswith("data=")) == sorted(
+                ["data=mr", "data=sst2", "data=sst5"] * 2
+            )
+    # the protocol's epochs per dataset, as sentence_models (10) and mr_10fold (15) train them
+    for data, epochs in (("sst2", 10), ("sst5", 10), ("mr", 15)):
+        _, cfg = _dev_jobs("text_dev_cnn", f"data={data}")
+        HydraConfig.instance().set_config(cfg)  # what a job sees (its epochs follow its data choice)
+        try:
+            assert cfg.trainer.max_epochs == epochs and (data != "mr" or cfg.data.fold == 0)
+        finally:
+            HydraConfig.instance().cfg = None
+    # a grid from the command line: the protocol with the given values, for the model given
+    jobs, cfg = _dev_jobs("text_dev", "model=rnn", "model.word_dropout=0.0,0.25", "seed=1")
+    assert len(jobs) == 6 and cfg.model.encoder == "rnn" and all("seed=1" in j for j in jobs)
+
+
+def _dev_sweep(root, runs):
+    """A sweep dir of dev runs: (model, cfg, data, seed, val/acc or None for a failed run)."""
+    for num, (model, cfg, data, seed, acc) in enumerate(runs):
+        job = root / str(num)
+        job.mkdir(parents=True)
+        record = {"overrides": [f"model={model}", f"model.cfg={cfg}", f"data={data}", f"seed={seed}"],
+                  "choices": {"model": model, "data": data}, "seed": seed, "optimized_metric": "val/acc",
+                  "optimize_mode": "max"}  # fmt: skip
+        if acc is None:
+            record.update(status="failed", error="boom")
+        else:
+            record.update({"status": "ok", "val/acc": acc})
+        (job / "metrics.json").write_text(json.dumps(record))
+    return root
+
+
+def test_dev_search_report_ranks_by_the_mean_over_datasets_and_skips_incomplete_configs(tmp_path):
+    from nnlab.report import load_jobs, summarize
 
     runs = [
         # cfg 0: best on SST-2 alone, worse on average
-        run(0, "sst2", 1, 0.90), run(0, "sst5", 1, 0.30), run(0, "mr", 1, 0.70),
+        ("cnn", 0, "sst2", 1, 0.90), ("cnn", 0, "sst5", 1, 0.30), ("cnn", 0, "mr", 1, 0.70),
         # cfg 1: two seeds on SST-2 (mean 0.82), best mean over the datasets
-        run(1, "sst2", 1, 0.80), run(1, "sst2", 2, 0.84), run(1, "sst5", 1, 0.40), run(1, "mr", 1, 0.75),
+        ("cnn", 1, "sst2", 1, 0.80), ("cnn", 1, "sst2", 2, 0.84), ("cnn", 1, "sst5", 1, 0.40),
+        ("cnn", 1, "mr", 1, 0.75),
         # cfg 2: the highest numbers but no MR run: not ranked
-        run(2, "sst2", 1, 0.95), run(2, "sst5", 1, 0.50),
+        ("cnn", 2, "sst2", 1, 0.95), ("cnn", 2, "sst5", 1, 0.50),
         # cfg 3 failed everywhere
-        {"model": "cnn", "cfg": 3, "data": "sst2", "seed": 1, "status": "failed"},
+        ("cnn", 3, "sst2", 1, None),
         # another model's runs never count
-        {**run(0, "mr", 2, 0.99), "model": "rnn"},
+        ("rnn", 0, "mr", 2, 0.99),
     ]  # fmt: skip
-    ranking = t.rank(runs, "cnn", cfgs)
-    assert [r["cfg"] for r in ranking][:2] == [1, 0]
-    assert abs(ranking[0]["dev"]["sst2"] - 0.82) < 1e-9
-    assert abs(ranking[0]["score"] - (0.82 + 0.40 + 0.75) / 3) < 1e-9
-    assert abs(ranking[1]["score"] - (0.90 + 0.30 + 0.70) / 3) < 1e-9
-    assert {r["cfg"] for r in ranking[2:]} == {2, 3} and all(r["score"] is None for r in ranking[2:])
+    jobs = load_jobs(_dev_sweep(tmp_path / "sweep", runs))
+    s = summarize(jobs, "val/acc", "max", by=["model", "model.cfg"], across="data")
+    cnn = s[s.model == "cnn"].reset_index(drop=True)
+    assert list(cnn["model.cfg"])[:2] == ["1", "0"]
+    assert abs(cnn.loc[0, "val/acc sst2"] - 0.82) < 1e-9
+    assert abs(cnn.loc[0, "score"] - (0.82 + 0.40 + 0.75) / 3) < 1e-9
+    assert abs(cnn.loc[1, "score"] - (0.90 + 0.30 + 0.70) / 3) < 1e-9
+    assert set(cnn["model.cfg"][2:]) == {"2", "3"} and cnn["score"][2:].isna().all()
+    assert s.loc[s.model == "rnn", "val/acc mr"].item() == 0.99  # its own row, never in the cnn's means
 
 
-def test_dev_sweep_bad_arguments_are_one_line():
+def test_dev_search_bad_report_arguments_are_one_line(tmp_path, capsys):
+    from nnlab.cli import main
+
+    sweep = _dev_sweep(tmp_path / "sweep", [("cnn", 0, "sst2", 1, 0.8), ("cnn", 1, "sst2", 1, 0.7)])
     for args, msg in (
-        (["grid=huge"], "grid=huge unknown"),
-        (["models=transformer"], "models=transformer has no grid"),
-        (["jobz=3"], "bad argument 'jobz=3'"),
-        (["jobs=many"], "jobs=many is not a number"),
-        (["seeds=1;2"], "seeds=1;2 must be integers"),
-        (["final=yes"], "final=yes must be true or false"),
+        (["by=[huge]"], "by=huge: no job has huge"),
+        (["across=transformer"], "across=transformer: no job has transformer"),
+        (["jobz=3"], "jobz is not a key of nnlab report"),
+        (["threads=many"], "threads='many' must be an integer"),
+        (["percent=maybe"], "percent='maybe' must be true or false"),
+        ([f"sweep_dir=[{sweep},{sweep}]"], "give out=DIR"),
     ):
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "text_dev_sweep.py"), *args], capture_output=True, text=True
-        )
-        assert proc.returncode != 0 and msg in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        argv = ["report", *args] if args[0].startswith("sweep_dir") else ["report", f"sweep_dir={sweep}", *args]
+        assert main(argv) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (sweep / "summary.md").exists()  # refused before any work
 
 
 @pytest.mark.slow
-def test_dev_sweep_end_to_end_on_a_smoke_grid_then_tests_the_winner(tmp_path, shared_data):
-    out = tmp_path / "sweep"
-    env = {**os.environ, "DATA_DIR": str(shared_data), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "text_dev_sweep.py"), f"out={out}", "jobs=2", "models=cnn",
-         "grid=smoke", "seeds=1", "epochs_scale=0.1", "final=true", "--", "+trainer.limit_train_batches=3",
-         "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2", "model.num_filters=4"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    dev = json.loads((out / "dev.json").read_text())
-    assert len(dev["runs"]) == 6 and all(r["status"] == "ok" for r in dev["runs"])
-    assert all(r["test/acc"] is None and r["val/acc"] is not None for r in dev["runs"])  # test=false in stage 1
-    assert dev["ranking"]["cnn"][0]["score"] == max(r["score"] for r in dev["ranking"]["cnn"])
-    final = json.loads((out / "final.json").read_text())
-    assert [(t["data"], t["n"]) for t in final["table"]] == [("sst2", 3), ("sst5", 3), ("mr", 10)]
-    assert all(0 <= t["mean"] <= 100 for t in final["table"])
-    winner = [f"{k}={v}" for k, v in dev["ranking"]["cnn"][0]["params"].items()]
-    assert all(set(winner) <= set(r["overrides"]) and "test=false" not in r["overrides"] for r in final["runs"])
-    assert not list(out.rglob("*.ckpt"))
+def test_dev_search_end_to_end_on_a_smoke_grid_then_tests_the_winner(tmp_path, shared_data):
+    """experiment=text_dev on a two-configuration grid, its report, then the winner as the issue measures it."""
+    env = {**os.environ, "DATA_DIR": str(shared_data), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+    tiny = ["trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2",
+            "+trainer.limit_test_batches=2", "model.num_filters=4"]  # fmt: skip
+
+    def train(*args: str) -> None:
+        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args, *tiny], capture_output=True, text=True,
+                              timeout=900, cwd=ROOT, env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    def report(*args: str) -> dict:
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), *args], capture_output=True,
+                              text=True, timeout=300, cwd=ROOT, env=env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    dev = tmp_path / "dev"
+    train("experiment=text_dev", "model=cnn", "model.embed_dropout=0.0,0.5", "seed=1", f"hydra.sweep.dir={dev}")
+    report(f"sweep_dir={dev}", "across=data")
+    summary = json.loads((dev / "summary.json").read_text())
+    assert len(summary["jobs"]) == 6 and all(r["status"] == "ok" for r in summary["jobs"])
+    assert all("test/acc" not in r and r["val/acc"] is not None for r in summary["jobs"])  # test=false
+    scores = [s["score"] for s in summary["settings"]]
+    assert scores[0] == max(scores) and summary["across"] == "data"
+    assert not list(dev.rglob("*.ckpt"))  # the dev runs keep their metrics, not their weights
+    winner = [f"model.embed_dropout={summary['settings'][0]['model.embed_dropout']}"]
+    sst, mr = tmp_path / "sst", tmp_path / "mr"
+    train("experiment=sentence_models", "model=cnn", *winner, "logger=none", f"hydra.sweep.dir={sst}")
+    train("-m", "experiment=mr_10fold", "model=cnn", *winner, "logger=none", f"hydra.sweep.dir={mr}")
+    out = report(f"sweep_dir=[{sst},{mr}]", "by=[model,data]", "percent=true", f"out={tmp_path / 'final'}")
+    final = json.loads((tmp_path / "final" / "summary.json").read_text())
+    assert sorted((t["data"], t["runs"]) for t in final["settings"]) == [("mr", 10), ("sst2", 3), ("sst5", 3)]
+    assert all(0 <= t["test/acc mean"] <= 1 for t in final["settings"]) and "| cnn | mr | 10 | 0 |" in out
+    finals = [json.loads(p.read_text()) for p in [*sst.glob("*/metrics.json"), *mr.glob("*/metrics.json")]]
+    assert len(finals) == 16
+    assert all(set(winner) <= set(r["overrides"]) and "test=false" not in r["overrides"] for r in finals)
 
 
 @pytest.mark.slow  # long (15-60 s): `make test-slow`, run by CI

@@ -1,4 +1,5 @@
-"""Hydra callbacks: the end-of-multirun summary that turns failed jobs into a non-zero exit."""
+"""Hydra callbacks: the end-of-multirun summary that turns failed jobs into a non-zero exit, and dropping a
+job's checkpoints once it has finished."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ class MultirunSummary(Callback):
             )
         if failed:
             sys.exit(1)
+
+
+class DropCheckpoints(Callback):
+    """After each job, delete its ``checkpoints/*.ckpt``: a dev search of hundreds of runs keeps the metrics
+    (metrics.json holds the best epoch's validation scores), not the weights (``experiment=text_dev``)."""
+
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        out = Path(config.hydra.runtime.output_dir)
+        for ckpt in (out / "checkpoints").glob("*.ckpt"):
+            ckpt.unlink()
