@@ -287,8 +287,9 @@ def columns(summary: pd.DataFrame, keys: list[str], metric: str, across: str | N
     if across:
         values = [c[len(metric) + 1 :] for c in summary.columns if c.startswith(f"{metric} ") and
                   c[len(metric) + 1 :] not in ("mean", "std", "median")]  # fmt: skip
-        cols += [plain(f"{metric} {v}", f"{metric} {across}={v}", metric) for v in values]
-        cols.append(plain("score", f"{metric} mean over {across}", metric))
+        unit = " %" if percent and metric.endswith(("acc", "f1")) else ""
+        cols += [plain(f"{metric} {v}", f"{metric}{unit} {across}={v}", metric) for v in values]
+        cols.append(plain("score", f"{metric}{unit} mean over {across}", metric))
     metrics = _shown(summary, metric)
     for m in metrics:
         cols.append(stat(m))
