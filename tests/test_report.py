@@ -191,3 +191,16 @@ def test_text_table_by_model_and_data_over_several_sweeps_with_anchors(tmp_path)
     # a dir of multiruns is read the same way; its settings by default: the swept overrides
     again = write_report(root, out=tmp_path / "rep2")
     assert again["jobs"] == 7 and again["keys"] == ["data", "data.fold", "model"]
+
+
+def test_seconds_per_epoch_come_from_the_epochs_own_times_when_recorded(tmp_path) -> None:
+    """A resumed run's wall_s is its last attempt only; the history's epoch_s (kept across resumes) is not."""
+    for num, (wall, times) in enumerate([(30.0, [50.0, 70.0, 60.0]), (30.0, None)]):
+        job = tmp_path / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        history = [{"epoch": e, **({"epoch_s": t} if times else {})} for e, t in enumerate(times or [0, 0, 0])]
+        record = {"overrides": [f"seed={num}", f"model.pool=p{num}"], "status": "ok", "val/acc": 0.9, "epoch": 3,
+                  "wall_s": wall, "history": history, "optimized_metric": "val/acc"}  # fmt: skip
+        (job / "metrics.json").write_text(json.dumps(record))
+    jobs = load_jobs(tmp_path)
+    assert [j.metric("s/epoch") for j in jobs] == [60.0, 10.0]  # the median of the epochs; else wall_s / epochs

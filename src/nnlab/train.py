@@ -6,6 +6,7 @@ import logging
 import math
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -53,9 +54,14 @@ class History(Callback):
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
+        self._t0 = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        # epoch_s: this epoch's training and its validation (Lightning validates before this hook)
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step, "epoch_s": time.perf_counter() - self._t0}
         for k, v in trainer.callback_metrics.items():
             if k.startswith(("train/", "val/")) and v.numel() == 1:
                 row[k] = float(v)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from nnlab.utils.errors import ConfigError, DataError
@@ -58,10 +59,17 @@ class Job:
         return "" if v is None or isinstance(v, dict | list) else str(v)
 
     def metric(self, name: str) -> float:
-        """A finished job's number ``name`` (``s/epoch``: wall_s over the epochs run), NaN when it has none."""
+        """A finished job's number ``name``, NaN when it has none. ``s/epoch`` is the median of the epochs' own
+        times (training and validation, kept across resumes) where the history has them, else wall_s over the
+        epochs run (which counts only the last attempt of a resumed run, and the test)."""
         if not self.ok:
             return math.nan
         if name == "s/epoch":
+            times = [
+                r["epoch_s"] for r in self.record.get("history") or [] if isinstance(r.get("epoch_s"), int | float)
+            ]
+            if times:
+                return float(np.median(times))
             wall, epochs = self.record.get("wall_s"), self.record.get("epoch")
             ok = isinstance(wall, int | float) and isinstance(epochs, int | float)
             return float(wall) / max(1, epochs) if ok else math.nan
