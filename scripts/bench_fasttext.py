@@ -61,8 +61,8 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
     """Train nnlab's fastText (TextClassifier, encoder=fasttext, fit_fasttext): (fit seconds, test acc)."""
     import torch
 
-    from nnlab.data.text import pad_batch
     from nnlab.models.text import TextClassifier, fit_fasttext
+    from nnlab.vocab import pad_batch
 
     torch.manual_seed(seed)
     t = time.perf_counter()  # from here on as the C++ fit: the 2M-row table is allocated inside it too
@@ -114,7 +114,7 @@ def main() -> int:
 
     import torch
 
-    from nnlab.data.text import MRDataModule, SST2DataModule, SST5DataModule
+    from nnlab.data import MRDataModule, SST2DataModule, SST5DataModule
 
     torch.set_num_threads(args.torch_threads)
     makers = {

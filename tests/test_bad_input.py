@@ -228,7 +228,7 @@ TEXT = "\n".join(LINES) + "\n"
     ids=["utf16-bom-le", "utf16", "utf16-le-nobom", "utf16-be-nobom", "utf32"],
 )
 def test_wide_encodings_are_read_as_what_they_are(tmp_path, raw: bytes) -> None:
-    from nnlab.data.text import read_examples
+    from nnlab.data.readers import read_examples
 
     path = tmp_path / "train.txt"
     path.write_bytes(raw)
@@ -255,7 +255,7 @@ def test_wide_encodings_are_read_as_what_they_are(tmp_path, raw: bytes) -> None:
     ids=["random-bytes", "gzip", "zip", "pdf", "control-bytes", "bad-utf16", "csv-no-label-column", "csv-header"],
 )
 def test_files_that_are_not_what_they_should_be_are_named(tmp_path, raw: bytes, expected: str) -> None:
-    from nnlab.data.text import read_examples
+    from nnlab.data.readers import read_examples
     from nnlab.utils.errors import DataError
 
     path = tmp_path / ("train.csv" if raw.startswith((b"rating", b"id,")) else "train.txt")

@@ -8,21 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnlab.data.text import (
-    BucketBatchSampler,
-    LocalTextDataModule,
-    MRDataModule,
-    SST2DataModule,
-    SST5DataModule,
-    Vocab,
-    detect_format,
-    pad_batch,
-    parse_sst_tree,
-    read_examples,
-    read_lines,
-    tokenize,
-)
+from nnlab.data import LocalTextDataModule, MRDataModule, SST2DataModule, SST5DataModule
+from nnlab.data.loader import BucketBatchSampler
+from nnlab.data.readers import detect_format, read_examples, read_lines
+from nnlab.data.sst_trees import parse_sst_tree
 from nnlab.utils.errors import ConfigError, DataError
+from nnlab.vocab import Vocab, pad_batch, tokenize
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data"))
@@ -333,14 +324,14 @@ def test_phrases_are_the_default_when_the_trees_are_here_and_say_so(tmp_path, ca
 
     d = _sst_dir(tmp_path)
     auto = SST2DataModule(data_dir=str(tmp_path))  # no trees: sentences, and the log says why
-    with caplog.at_level(logging.INFO, logger="nnlab.data.text"):
+    with caplog.at_level(logging.INFO, logger="nnlab.data"):
         auto.setup("fit")
     assert auto.data_info() == {"protocol": "sentences", "train_examples": 2, "val_examples": 2, "test_examples": 2}
     assert "no phrase file or trees" in caplog.text
     (d / "trees").mkdir()
     (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
     dm = SST2DataModule(data_dir=str(tmp_path))
-    with caplog.at_level(logging.INFO, logger="nnlab.data.text"):
+    with caplog.at_level(logging.INFO, logger="nnlab.data"):
         dm.setup("fit")
     info = dm.data_info()
     assert info["protocol"] == "phrases (sst/trees/train.txt)" and info["train_examples"] == 6

@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as L
 import torch
 
-from nnlab.data.text import LocalTextDataModule, Vocab
+from nnlab.data import LocalTextDataModule
 from nnlab.models.text import (
     TextClassifier,
     bag_shares,
@@ -29,6 +29,7 @@ from nnlab.nn.text import (
     pool_time,
 )
 from nnlab.utils.errors import CheckpointError, ConfigError
+from nnlab.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -2,15 +2,9 @@
 
 from nnlab.data.corpus import CorpusDataModule
 from nnlab.data.images import ImageDataModule, load_image_arrays
-from nnlab.data.text import (
-    AGNewsDataModule,
-    LocalTextDataModule,
-    MRDataModule,
-    SST2DataModule,
-    SST5DataModule,
-    TextDataModule,
-    YelpPolarityDataModule,
-)
+from nnlab.data.mr import MRDataModule
+from nnlab.data.sst import SST2DataModule, SST5DataModule
+from nnlab.data.text import AGNewsDataModule, LocalTextDataModule, TextDataModule, YelpPolarityDataModule
 
 __all__ = [
     "AGNewsDataModule",

