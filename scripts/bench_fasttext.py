@@ -61,7 +61,8 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
     """Train nnlab's fastText (TextClassifier, encoder=fasttext, fit_fasttext): (fit seconds, test acc)."""
     import torch
 
-    from nnlab.models.text import TextClassifier, fit_fasttext
+    from nnlab.models.fasttext_sgd import fit_fasttext
+    from nnlab.models.text import TextClassifier
     from nnlab.vocab import pad_batch
 
     torch.manual_seed(seed)

@@ -370,6 +370,6 @@ def test_metrics_json_says_which_protocol_ran(tmp_path):
     assert record["data"] == {"protocol": "phrases (sst/trees/train.txt)", "train_examples": 6, "val_examples": 2,
                               "test_examples": 2}  # fmt: skip
     # fastText's per-example update ran through its C kernel, or the same update in torch: the record says which
-    from nnlab.models.text import fasttext_kernel
+    from nnlab.models.fasttext_sgd import fasttext_kernel
 
     assert record["kernels"]["_fasttext"] == ("native" if fasttext_kernel() is not None else "torch")

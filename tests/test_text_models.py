@@ -10,14 +10,8 @@ import pytorch_lightning as L
 import torch
 
 from nnlab.data import LocalTextDataModule
-from nnlab.models.text import (
-    TextClassifier,
-    bag_shares,
-    fasttext_kernel,
-    fasttext_sgd_examples,
-    fasttext_sgd_step,
-    linear_decay,
-)
+from nnlab.models.fasttext_sgd import bag_shares, fasttext_kernel, fasttext_sgd_examples, fasttext_sgd_step
+from nnlab.models.text import TextClassifier, linear_decay
 from nnlab.nn.text import (
     FastTextBag,
     KimCNN,
@@ -302,14 +296,14 @@ def test_fasttext_kernel_equals_one_step_per_example_with_the_rate_decaying_acro
 
 def test_fasttext_without_the_kernel_runs_the_same_per_example_update(monkeypatch):
     """No compiler (or NNLAB_FASTTEXT_KERNEL=torch): the same algorithm as the kernel, never a minibatch step."""
-    import nnlab.models.text as text_models
+    import nnlab.models.fasttext_sgd as fasttext_sgd
 
     a, b = _fasttext_pair()
     tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0], [2, 2, 3, 0]])
     lengths, y = torch.tensor([4, 2, 3, 3]), torch.tensor([0, 2, 1, 1])
     ids = a.encoder.ngram_ids(tokens, lengths)
     share = bag_shares(ids, 0)
-    monkeypatch.setattr(text_models, "fasttext_kernel", lambda: None)
+    monkeypatch.setattr(fasttext_sgd, "fasttext_kernel", lambda: None)
     logits = fasttext_sgd_examples(a, ids, share, y, 0.4, 0.2)
     expected = []
     for i in range(4):  # one step per example, the rate decaying across the batch, as the kernel does

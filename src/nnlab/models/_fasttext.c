@@ -6,7 +6,7 @@
  *   gh = W^T g                                      taken before W moves, as in C++       (D)
  *   W -= rate g h^T,  c -= rate g,  E[id_j] -= rate share_j gh
  * The rate goes linearly from rate0 (first example) to rate1 (after the last one). Same math as
- * fasttext_sgd_step in nnlab/models/text.py with batches of one (tested against it).
+ * fasttext_sgd_step in nnlab/models/fasttext_sgd.py with batches of one (tested against it).
  * logits (B x C, may be NULL) receives z of each example before its update.
  */
 #include <math.h>
