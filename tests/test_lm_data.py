@@ -8,17 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnlab.data.corpus import (
-    EOS,
-    UNK,
-    CorpusDataModule,
-    TBPTTWindows,
-    Vocab,
-    batchify,
-    tokenize,
-    window_bounds,
-)
+from nnlab.data.corpus import CorpusDataModule, TBPTTWindows, batchify, window_bounds
 from nnlab.utils.errors import ConfigError, DataError
+from nnlab.vocab import EOS, UNK, Vocab, tokenize_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -107,12 +99,12 @@ def test_unknown_corpus_name():
 
 
 def test_vocab_cut_maps_rare_words_to_unk():
-    lines = list(tokenize(["a a a b b c", "a b d"]))
-    vocab = Vocab.build(lines, min_freq=2)
+    lines = list(tokenize_lines(["a a a b b c", "a b d"]))
+    vocab = Vocab.build_stream(lines, min_freq=2)
     assert vocab.itos == ["a", "b", EOS, UNK]
-    ids, oov = vocab.encode(["a", "c", "d", "zz"])
+    ids, oov = vocab.encode_with_oov(["a", "c", "d", "zz"])
     assert ids == [0, 3, 3, 3] and oov == 3
-    assert len(Vocab.build(lines, max_size=3)) == 3
+    assert len(Vocab.build_stream(lines, max_size=3)) == 3
 
 
 def test_batchify_columns_are_contiguous_chunks():

@@ -1,4 +1,4 @@
-"""Word-level corpora for language modelling: vocabulary, token streams, TBPTT windows.
+"""Word-level corpora for language modelling: token streams and TBPTT windows (vocabulary: ``nnlab.vocab``).
 
 The classic recipe (Mikolov's PTB setup, Zaremba et al. 2014, pytorch/examples word_language_model):
 every line is split on whitespace and gets ``<eos>`` appended; the vocabulary is built from the
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,66 +27,11 @@ from torch.utils.data import DataLoader, IterableDataset
 from nnlab.data.hub import hub_cache_dir, load_hub
 from nnlab.data.loader import ResumableDataLoader
 from nnlab.utils.errors import ConfigError, DataError
+from nnlab.vocab import Vocab, tokenize_lines
 
 log = logging.getLogger(__name__)
 
-EOS = "<eos>"
-UNK = "<unk>"
 SPLITS = ("train", "val", "test")
-
-
-class Vocab:
-    """Word <-> index maps. Index order is by training frequency (most frequent first, ties by first
-    occurrence), so ``itos[:k]`` are the ``k`` most frequent words; ``<eos>`` and ``<unk>`` are always in."""
-
-    def __init__(self, itos: Sequence[str]):
-        self.itos = list(itos)
-        self.stoi = {w: i for i, w in enumerate(self.itos)}
-        if len(self.stoi) != len(self.itos):
-            raise DataError("vocabulary has duplicate words; rebuild it from the training split")
-        for special in (EOS, UNK):
-            if special not in self.stoi:
-                raise DataError(f"vocabulary lacks {special!r}; build it with Vocab.build")
-        self.unk_index = self.stoi[UNK]
-        self.eos_index = self.stoi[EOS]
-
-    @classmethod
-    def build(cls, lines: Iterable[Sequence[str]], max_size: int | None = None, min_freq: int = 1) -> Vocab:
-        """From tokenized training lines (with ``<eos>``); words cut by ``max_size``/``min_freq`` become ``<unk>``."""
-        counts: Counter[str] = Counter()
-        for words in lines:
-            counts.update(words)
-        # Counter keeps insertion order and sorted() is stable: equal counts stay in first-seen order.
-        ranked = sorted(counts, key=lambda w: -counts[w])
-        kept = [w for w in ranked if w not in (UNK, EOS) and counts[w] >= min_freq]
-        if max_size is not None:
-            kept = kept[: max(0, max_size - 2)]  # two slots for <eos> and <unk>
-        keep = set(kept) | {UNK, EOS}
-        # The specials keep their frequency rank when the corpus has them (PTB has <unk>); else they come last.
-        itos = [w for w in ranked if w in keep] + [w for w in (EOS, UNK) if w not in counts]
-        return cls(itos)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, words: Iterable[str]) -> tuple[list[int], int]:
-        """Indices of ``words`` and how many of them were out of vocabulary (mapped to ``<unk>``)."""
-        ids, oov, get, unk = [], 0, self.stoi.get, self.unk_index
-        for w in words:
-            i = get(w)
-            if i is None:
-                i, oov = unk, oov + 1
-            ids.append(i)
-        return ids, oov
-
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        return [self.itos[int(i)] for i in ids]
-
-
-def tokenize(lines: Iterable[str]) -> Iterator[list[str]]:
-    """Whitespace tokens of each line plus ``<eos>`` (empty lines give a lone ``<eos>``, as in the literature)."""
-    for line in lines:
-        yield line.split() + [EOS]
 
 
 def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -232,11 +176,11 @@ class EncodedCorpus:
 
     @classmethod
     def from_lines(cls, lines: dict[str, list[str]], max_vocab: int | None = None, min_freq: int = 1) -> EncodedCorpus:
-        tokens = {split: [w for words in tokenize(lines[split]) for w in words] for split in SPLITS}
-        vocab = Vocab.build([tokens["train"]], max_size=max_vocab, min_freq=min_freq)
+        tokens = {split: [w for words in tokenize_lines(lines[split]) for w in words] for split in SPLITS}
+        vocab = Vocab.build_stream([tokens["train"]], max_size=max_vocab, min_freq=min_freq)
         streams, oov = {}, {}
         for split in SPLITS:
-            ids, oov[split] = vocab.encode(tokens[split])
+            ids, oov[split] = vocab.encode_with_oov(tokens[split])
             if len(ids) < 2:
                 raise DataError(f"the {split} split has {len(ids)} tokens; a language model needs at least 2")
             streams[split] = torch.tensor(ids, dtype=torch.long)

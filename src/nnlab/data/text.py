@@ -49,12 +49,12 @@ def sort_labels(labels: set[str] | Sequence[str]) -> list[str]:
 
 
 class EncodedText(Dataset):
-    """Token-id sequences and labels of one split."""
+    """Token-id sequences and labels of one split; an empty sequence is read as one ``unk_index``."""
 
-    def __init__(self, ids: list[list[int]], labels: list[int]):
+    def __init__(self, ids: list[list[int]], labels: list[int], unk_index: int):
         if len(ids) != len(labels):
             raise ValueError("ids and labels differ in length")
-        self.ids = [torch.tensor(s if s else [Vocab.unk_index], dtype=torch.long) for s in ids]
+        self.ids = [torch.tensor(s if s else [unk_index], dtype=torch.long) for s in ids]
         self.labels = torch.tensor(labels, dtype=torch.long)
         self.lengths = [len(s) for s in self.ids]
 
@@ -210,7 +210,7 @@ class TextDataModule(LightningDataModule):
                     f"{self.name} {split}: {empty} of {len(ids)} sentences are empty after tokenization; "
                     "each is read as a single <unk>"
                 )
-            self.datasets[split] = EncodedText(ids, [label_index[lab] for lab, _ in examples])
+            self.datasets[split] = EncodedText(ids, [label_index[lab] for lab, _ in examples], self.vocab.unk_index)
 
     def _tok(self, text: str) -> list[str]:
         return tokenize(text, self.lowercase, self.tokenizer)
@@ -230,7 +230,7 @@ class TextDataModule(LightningDataModule):
             "vocab": self.vocab.to_dict(),
             "num_classes": len(self.labels),
             "class_names": list(names),
-            "pad_index": Vocab.pad_index,
+            "pad_index": self.vocab.pad_index,
         }
 
     def split_sizes(self) -> dict[str, int]:

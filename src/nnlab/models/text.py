@@ -320,7 +320,7 @@ class TextClassifier(LightningModule):
         out = []
         device = next(self.parameters()).device
         for i in range(0, len(texts), batch_size):
-            ids = [torch.tensor(self.vocab.encode_text(t) or [Vocab.unk_index]) for t in texts[i : i + batch_size]]
+            ids = [torch.tensor(self.vocab.encode_text(t) or [self.vocab.unk_index]) for t in texts[i : i + batch_size]]
             tokens, lengths, _ = pad_batch([(s, 0) for s in ids], self.hparams.pad_index)
             out.append(self(tokens.to(device), lengths).softmax(dim=1).cpu())
         self._ema_out()
