@@ -76,6 +76,7 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
         dropout=0.0,
         max_norm=None,
         sparse=True,
+        eos=args.eos,
     )
     tokens, lengths, y = pad_batch([train[j] for j in range(len(train))])
     fit_fasttext(model, tokens, lengths, y, args.epoch, args.lr, seed)
@@ -104,6 +105,7 @@ def main() -> int:
                 Key("lr", 0.25, "learning rate", float, check=positive),
                 Key("bucket", 2_000_000, "n-gram hash buckets", int, check=at_least(1)),
                 Key("threads", 2, "C++ fastText threads", int, check=at_least(1)),
+                Key("eos", True, "ours: an end-of-sentence word in every bag, as the C++ reads </s> (model.eos)", bool),
                 Key("torch_threads", 1, "ours: tiny ops, threads only add overhead", int, check=at_least(1)),
                 Key("repeats", 5, "seeds per cell (median)", int, check=at_least(1)),
                 Key("skip_peer", False, "time ours only", bool),

@@ -58,7 +58,7 @@ def test_local_text_end_to_end_then_predict(tmp_path, ema):
         "model.optimizer.lr=0.5",
         f"model.ema={ema}",
         *FAST,
-        "trainer.max_epochs=4",
+        "trainer.max_epochs=6",  # with the end-of-sentence word (model.eos) 4 epochs reached 0.85
         run_dir=run_dir,
     )
     assert res.rc == 0, res

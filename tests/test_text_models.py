@@ -222,6 +222,21 @@ def test_kmax_pool_uses_the_ops_kernel_or_says_it_is_missing():
         assert out.shape == (1, 6)
 
 
+def test_fasttext_eos_ends_every_text_and_its_last_ngram():
+    """The C++ fastText reads </s> at every line end: one more word per bag, with its own row after the
+    vocabulary (buckets follow it), also in the last bigram; padding stays padding."""
+    bag = FastTextBag(10, 4, ngrams=2, buckets=7, eos=True)
+    assert bag.bag.weight.shape[0] == 10 + 1 + 7 and bag.eos_index == 10
+    ids = bag.ngram_ids(torch.tensor([[2, 3, 4], [5, 0, 0]]), torch.tensor([3, 1]))
+    assert ids[0, :4].tolist() == [2, 3, 4, 10] and ids[1, :4].tolist() == [5, 10, 0, 0]
+    bigrams = ids[:, 4:]
+    assert bigrams[0].tolist() == [11 + (a * FastTextBag.HASH_MULT + b) % 7 for a, b in ((2, 3), (3, 4), (4, 10))]
+    assert bigrams[1].tolist() == [11 + (5 * FastTextBag.HASH_MULT + 10) % 7, 0, 0]
+    # the bag is the mean over the words, </s> and the bigrams: the /|bag| share of the eos row is a scaled bias
+    h = bag(torch.tensor([[2, 3, 4]]), torch.tensor([3]))
+    assert torch.allclose(h[0], bag.bag.weight[ids[0]].mean(0))
+
+
 def test_fasttext_ngram_ids_hash_only_valid_windows():
     bag = FastTextBag(10, 4, ngrams=2, buckets=7)
     ids = bag.ngram_ids(torch.tensor([[2, 3, 4], [5, 0, 0]]), torch.tensor([3, 1]))

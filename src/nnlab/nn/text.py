@@ -246,6 +246,12 @@ class FastTextBag(nn.Module):
     ids here, fastText hashes the word strings), modulo ``buckets``. One ``EmbeddingBag`` (mode mean,
     padding excluded from the count) does lookup and mean in one kernel; ``sparse=True`` makes its gradient
     touch only the rows of the batch, which is what makes SGD on a large bucket table fast.
+
+    ``eos=True`` ends every text with an end-of-sentence word (its own row, after the vocabulary), as the C++
+    fastText reads ``</s>`` at every line end: a word in the mean of every bag, and in its last n-gram. It is
+    a bias scaled by ``1/|bag|``, which lets short phrases lean to the frequent class without pulling long
+    sentences there: trained on SST-1's phrases (51 % neutral) the model without it tests at 29 % on the
+    sentences, with it at 41 %, the C++ model's 41.7 % (docs/results.md).
     """
 
     HASH_MULT = 116049371
@@ -259,6 +265,7 @@ class FastTextBag(nn.Module):
         padding_idx: int = 0,
         sparse: bool = True,
         weight: torch.Tensor | None = None,
+        eos: bool = False,
     ):
         super().__init__()
         if ngrams < 1:
@@ -269,7 +276,10 @@ class FastTextBag(nn.Module):
         self.ngrams = ngrams
         self.buckets = buckets if ngrams > 1 else 0
         self.padding_idx = padding_idx
-        self.bag = nn.EmbeddingBag(num_words + self.buckets, dim, mode="mean", sparse=sparse, padding_idx=padding_idx)
+        self.eos_index = num_words if eos else None
+        self.bucket_offset = num_words + int(eos)
+        rows = self.bucket_offset + self.buckets
+        self.bag = nn.EmbeddingBag(rows, dim, mode="mean", sparse=sparse, padding_idx=padding_idx)
         with torch.no_grad():
             # fastText's input init: U(-1/dim, 1/dim)
             self.bag.weight.uniform_(-1.0 / dim, 1.0 / dim)
@@ -279,8 +289,14 @@ class FastTextBag(nn.Module):
         self.output_dim = dim
 
     def ngram_ids(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(N, L + (L-1) + ...) ids: the words, then each n-gram order; entries on padding are padding."""
+        """(N, L + (L-1) + ...) ids: the words, then each n-gram order; entries on padding are padding.
+        With ``eos`` each text first gets its end-of-sentence word after its last word (L + 1 columns)."""
         n, length = tokens.shape
+        if self.eos_index is not None:
+            lengths = lengths.to(tokens.device)
+            tokens = torch.cat([tokens, tokens.new_full((n, 1), self.padding_idx)], dim=1)
+            tokens[torch.arange(n, device=tokens.device), lengths] = self.eos_index
+            lengths, length = lengths + 1, length + 1
         valid = torch.arange(length, device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
         parts = [tokens.masked_fill(~valid, self.padding_idx)]
         h = tokens
@@ -289,7 +305,7 @@ class FastTextBag(nn.Module):
                 break
             h = h[:, :-1] * self.HASH_MULT + tokens[:, order - 1 :]
             ok = valid[:, order - 1 :]
-            ids = self.num_words + torch.remainder(h, self.buckets)
+            ids = self.bucket_offset + torch.remainder(h, self.buckets)
             parts.append(ids.masked_fill(~ok, self.padding_idx))
         return torch.cat(parts, dim=1)
 
