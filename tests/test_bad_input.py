@@ -65,6 +65,8 @@ TRAIN_CASES = [
     (["data=sst2", "data.max_length=0"], "data.max_length=0 must be >= 1"),
     (["data=sst2", "data.min_freq=0"], "data.min_freq=0 must be >= 1"),
     (["data=sst2", "data.phrases=sometimes"], "data.phrases=sometimes must be true, false or auto"),
+    (["data=sst2", "model=cnn", "data.phrase_batch_size=0"], "data.phrase_batch_size=0 must be >= 1"),
+    (["data=sst2", "model=cnn", "data.phrase_batch_size=abc"], "data.phrase_batch_size='abc' must be an integer"),
     (["data=mr", "model=cnn", "data.fold=10"], "data.fold=10 must be in 0..9 (MR's ten folds)"),
     (["data=local_text", "model=cnn", "data.max_bad_fraction=2"], "data.max_bad_fraction=2 must be in [0, 1]"),
     (["callbacks.early_stopping.patience=-1"], "callbacks.early_stopping.patience=-1 must be >= 0"),

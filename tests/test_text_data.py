@@ -326,7 +326,9 @@ def test_phrases_are_the_default_when_the_trees_are_here_and_say_so(tmp_path, ca
     auto = SST2DataModule(data_dir=str(tmp_path))  # no trees: sentences, and the log says why
     with caplog.at_level(logging.INFO, logger="nnlab.data"):
         auto.setup("fit")
-    assert auto.data_info() == {"protocol": "sentences", "train_examples": 2, "val_examples": 2, "test_examples": 2}
+    assert auto.data_info() == {
+        "protocol": "sentences", "train_examples": 2, "val_examples": 2, "test_examples": 2, "batch_size": 50
+    }  # fmt: skip
     assert "no phrase file or trees" in caplog.text
     (d / "trees").mkdir()
     (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
@@ -337,6 +339,26 @@ def test_phrases_are_the_default_when_the_trees_are_here_and_say_so(tmp_path, ca
     assert info["protocol"] == "phrases (sst/trees/train.txt)" and info["train_examples"] == 6
     assert info["val_examples"] == 2 and info["test_examples"] == 2  # validation and test stay sentences
     assert "training on phrases (sst/trees/train.txt); 6 train, 2 val, 2 test examples" in caplog.text
+
+
+def test_phrase_batch_size_applies_to_the_phrases_only(tmp_path):
+    d = _sst_dir(tmp_path)
+    sentences = SST2DataModule(data_dir=str(tmp_path), batch_size=1, phrase_batch_size=4, bucket=False)
+    sentences.setup("fit")  # no trees: the sentences keep data.batch_size
+    assert sentences.batch_size == 1 and [len(b[2]) for b in sentences.train_dataloader()] == [1, 1]
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
+    dm = SST2DataModule(data_dir=str(tmp_path), batch_size=1, phrase_batch_size=4, bucket=False)
+    dm.setup("fit")
+    assert sorted(len(b[2]) for b in dm.train_dataloader()) == [2, 4]  # 6 phrases in batches of 4
+    assert [len(b[2]) for b in dm.val_dataloader()] == [2]  # evaluation batches are data.eval_batch_size
+    assert dm.data_info()["batch_size"] == 4
+    off = SST2DataModule(data_dir=str(tmp_path), batch_size=1, phrase_batch_size=4, phrases=False)
+    off.setup("fit")
+    assert off.batch_size == 1 and off.data_info()["protocol"] == "sentences"
+    for bad in (0, True):
+        with pytest.raises(ConfigError, match="data.phrase_batch_size=.* must be >= 1"):
+            SST2DataModule(data_dir=str(tmp_path), phrase_batch_size=bad)
 
 
 def test_dev_and_test_trees_never_reach_training(tmp_path):
@@ -368,7 +390,7 @@ def test_metrics_json_says_which_protocol_ran(tmp_path):
     run(cfg)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["data"] == {"protocol": "phrases (sst/trees/train.txt)", "train_examples": 6, "val_examples": 2,
-                              "test_examples": 2}  # fmt: skip
+                              "test_examples": 2, "batch_size": 16}  # fmt: skip
     # fastText's per-example update ran through its C kernel, or the same update in torch: the record says which
     from nnlab.models.fasttext_sgd import fasttext_kernel
 

@@ -60,6 +60,7 @@ COMMON = [
     Key("trainer.deterministic", None, "deterministic", bool),
     Key("data.batch_size", 1, "batch size", int, check=at_least(1)),
     Key("data.eval_batch_size", None, "batch size", int, check=at_least(1)),
+    Key("data.phrase_batch_size", None, "batch size", int, check=at_least(1)),
     Key("data.train_subset", None, "subset", int, check=at_least(1)),
     Key("data.val_fraction", 0.1, "fraction", float, check=open_unit),
     Key("data.max_bad_fraction", 0.0, "fraction", float, check=unit),

@@ -26,17 +26,22 @@ class _SSTDataModule(TextDataModule):
     did) and still validates and tests on whole sentences. The phrases come from, in order:
     ``sst/stsa.{binary,fine}.phrases.train`` (Harvard NLP's files, ``<label> <phrase>`` lines),
     ``sst/trees/train.txt`` (Stanford's trainDevTestTrees_PTB), else the hub (``phrases_hub_id``).
+    ``phrase_batch_size`` (if not None) replaces ``batch_size`` when the training split is the phrases, so one
+    config holds the tuned settings of both protocols and ``phrases=auto`` gets the right one.
     """
 
     prefix = ""
     hub_id = ""
     phrases_hub_id: tuple[str, str] | None = None
 
-    def __init__(self, phrases: bool | str = "auto", **kw):
+    def __init__(self, phrases: bool | str = "auto", phrase_batch_size: int | None = None, **kw):
         super().__init__(**kw)
         if phrases not in (True, False, "auto"):
             raise ConfigError(f"data.phrases={phrases!r} must be true, false or auto")
+        if phrase_batch_size is not None and (isinstance(phrase_batch_size, bool) or phrase_batch_size < 1):
+            raise ConfigError(f"data.phrase_batch_size={phrase_batch_size!r} must be >= 1, or null for data.batch_size")
         self.phrases = phrases
+        self.phrase_batch_size = phrase_batch_size
 
     def local_phrases(self) -> Path | None:
         """The local source of the training phrases, if there is one: Harvard NLP's flat file, else the trees."""
@@ -61,6 +66,10 @@ class _SSTDataModule(TextDataModule):
         # labelled phrase of the training trees, validate and test on whole sentences. Only train.txt is read.
         if self.phrases is True or (self.phrases == "auto" and self.local_phrases() is not None):
             splits["train"] = self.load_phrases(d)
+            # Phrase epochs are 11-20x a sentence epoch, and what is best changes with them (the dev search
+            # of docs/text.md chose batch 200 for the phrases where 50 won on sentences).
+            if self.phrase_batch_size is not None:
+                self.batch_size = self.phrase_batch_size
         elif self.phrases == "auto":
             log.info(f"{self.name}: no phrase file or trees under {d}; training on sentences (data.phrases=auto)")
         return splits

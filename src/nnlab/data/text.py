@@ -176,7 +176,7 @@ class TextDataModule(LightningDataModule):
             splits["train"], splits["val"] = self.carve_val(splits["train"])
         self.raw = {k: v for k, v in splits.items() if v is not None}
         sizes = ", ".join(f"{len(v):,} {k}" for k, v in self.raw.items())
-        log.info(f"{self.name}: training on {self.protocol}; {sizes} examples")
+        log.info(f"{self.name}: training on {self.protocol}; {sizes} examples; training batches of {self.batch_size}")
         self.labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
         if len(self.labels) < 2:
             raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
@@ -219,8 +219,10 @@ class TextDataModule(LightningDataModule):
         return sort_labels(labels)
 
     def data_info(self) -> dict:
-        """What a run trained and was scored on (metrics.json ``data``): the protocol and the split sizes."""
-        return {"protocol": self.protocol, **{f"{k}_examples": len(v) for k, v in self.raw.items()}}
+        """What a run trained and was scored on (metrics.json ``data``): the protocol, the split sizes and the
+        training batch size (SST's phrases may train in batches of their own)."""
+        sizes = {f"{k}_examples": len(v) for k, v in self.raw.items()}
+        return {"protocol": self.protocol, **sizes, "batch_size": self.batch_size}
 
     def model_kwargs(self) -> dict:
         if self.vocab is None:
