@@ -3,8 +3,10 @@
     python scripts/bench_text.py                              # cnn, rnn x sentences, phrases x before, after
     python scripts/bench_text.py encoders=[cnn] steps=100 repeats=3 threads=2
 
-"before" is the model config with the overrides in ``before`` (default: Adam's per-tensor loop,
-``model.optimizer.fused=false``), "after" the config as it is. Each cell times ``steps`` training steps of the
+"before" is the model config with the overrides in ``before`` (default: the phrase-level setup issue 17 started
+from: Adam's per-tensor loop, ``model.optimizer.fused=false``, and the sentence batch of 50 for the phrases too,
+``data.phrase_batch_size=null``), "after" the config as it is (the fused Adam, phrases in the batches of 200
+that the dev search chose). Each cell times ``steps`` training steps of the
 real model, data loader and optimizer (forward, backward, step; Lightning's loop left out), after ``warmup``
 steps, and one full validation pass; s/epoch = the step time x the steps of an epoch + the validation pass.
 Variants alternate within each repeat, and the median is reported. Prints a table with the 1-minute load average
@@ -31,7 +33,12 @@ COMMAND = Command(
     [
         Key("encoders", ["cnn", "rnn"], "model configs", list, choices=("cnn", "rnn", "fasttext")),
         Key("levels", ["sentences", "phrases"], "SST-2 training sets", list, choices=("sentences", "phrases")),
-        Key("before", ["model.optimizer.fused=false"], "overrides of the 'before' variant", list),
+        Key(
+            "before",
+            ["model.optimizer.fused=false", "data.phrase_batch_size=null"],
+            "overrides of the 'before' variant",
+            list,
+        ),
         Key("steps", 150, "timed training steps per cell", int, check=at_least(10)),
         Key("warmup", 10, "untimed steps first", int, check=at_least(0)),
         Key("repeats", 2, "repeats (median)", int, check=at_least(1)),
@@ -97,6 +104,7 @@ def time_cell(dm, model, steps: int, warmup: int) -> dict:
         "examples_per_s": n_examples / steps / step_s,
         "train_examples": len(dm.datasets["train"]),
         "steps_per_epoch": len(loader),
+        "batch_size": dm.batch_size,
         "val_s": val_s,
         "s_per_epoch": step_s * len(loader) + val_s,
     }
@@ -128,14 +136,17 @@ def main() -> int:
                   f"{med['after']['s_per_epoch']:.1f} s/epoch (load {rows[-1]['load']:.2f})")  # fmt: skip
     worst = max(r["other_load"] for r in rows)
     print(f"\nbefore: {' '.join(args.before) or '(none)'}; after: the configs as they are; median of {args.repeats}\n")
-    cols = ["encoder", "training set", "examples", "before ex/s", "after ex/s", "before s/epoch", "after s/epoch"]
+    cols = ["encoder", "training set", "examples", "batch", "before ex/s", "after ex/s", "before s/epoch",
+            "after s/epoch"]  # fmt: skip
     print("| " + " | ".join([*cols, "speedup", "load (others)"]) + " |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         b, a = r["before"], r["after"]
         speed = f"{r['speedup']:.2f}x" if r["other_load"] <= 1.5 or args.force else "(load > 1.5: rerun)"
-        cells = [r["encoder"], f"SST-2 {r['level']}", f"{int(a['train_examples']):,}", f"{b['examples_per_s']:,.0f}",
-                 f"{a['examples_per_s']:,.0f}", f"{b['s_per_epoch']:.1f}", f"{a['s_per_epoch']:.1f}", speed,
+        batch = f"{int(b['batch_size'])} → {int(a['batch_size'])}"
+        cells = [r["encoder"], f"SST-2 {r['level']}", f"{int(a['train_examples']):,}", batch,
+                 f"{b['examples_per_s']:,.0f}", f"{a['examples_per_s']:,.0f}", f"{b['s_per_epoch']:.1f}",
+                 f"{a['s_per_epoch']:.1f}", speed,
                  f"{r['load']:.2f} ({r['other_load']:.2f})"]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
     result = {"threads": args.threads, "steps": args.steps, "repeats": args.repeats, "before": args.before,

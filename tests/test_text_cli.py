@@ -254,3 +254,6 @@ def test_bench_text_times_before_and_after_on_sentences_and_phrases(tmp_path):
     assert [(r["encoder"], r["level"]) for r in rows] == [("cnn", "sentences"), ("cnn", "phrases")]
     assert rows[1]["after"]["train_examples"] == 6 and rows[0]["after"]["train_examples"] == 40  # distinct phrases
     assert all(r["before"]["s_per_epoch"] > 0 and r["after"]["examples_per_s"] > 0 for r in rows)
+    # the phrases train in the dev-searched batches of 200 after, in the sentences' 50 before
+    assert [(r["before"]["batch_size"], r["after"]["batch_size"]) for r in rows] == [(50, 50), (50, 200)]
+    assert "| cnn | SST-2 phrases | 6 | 50 → 200 |" in proc.stdout
