@@ -10,7 +10,13 @@ import pytorch_lightning as L
 import torch
 
 from nnlab.data import LocalTextDataModule
-from nnlab.models.fasttext_sgd import bag_shares, fasttext_kernel, fasttext_sgd_examples, fasttext_sgd_step
+from nnlab.models.fasttext_sgd import (
+    bag_shares,
+    fasttext_kernel,
+    fasttext_sgd_examples,
+    fasttext_sgd_step,
+    linear_rates,
+)
 from nnlab.models.text import TextClassifier, linear_decay
 from nnlab.nn.text import (
     FastTextBag,
@@ -292,21 +298,59 @@ def test_fasttext_step_equals_autograd_sgd_on_summed_loss():
         torch.testing.assert_close(pa, pb, msg=name)
 
 
-@pytest.mark.skipif(fasttext_kernel() is None, reason="no C compiler")
-def test_fasttext_kernel_equals_one_step_per_example_with_the_rate_decaying_across_the_batch():
-    a, b = _fasttext_pair()
-    tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0], [2, 2, 3, 0]])  # a repeated word too
-    lengths, y = torch.tensor([4, 2, 3, 3]), torch.tensor([0, 2, 1, 1])
-    ids = a.encoder.ngram_ids(tokens, lengths)
+@pytest.mark.parametrize("eos", [False, True])
+@pytest.mark.parametrize("ngrams", [1, 2, 3])
+def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams):
+    torch.manual_seed(0)
+    bag = FastTextBag(30, 4, ngrams=ngrams, buckets=13, eos=eos)
+    lengths = torch.tensor([4, 1, 2, 3, 1, 5])
+    tokens = torch.randint(1, 30, (6, 5)) * (torch.arange(5)[None, :] < lengths[:, None])
+    padded = bag.ngram_ids(tokens, lengths)
+    ids, offsets = bag.bags(tokens[tokens != 0], lengths)
+    assert offsets[0] == 0 and offsets[-1] == len(ids)
+    for i, row in enumerate(padded):
+        assert ids[offsets[i] : offsets[i + 1]].tolist() == row[row != 0].tolist()
+
+
+def test_linear_rates_decay_with_the_work_done_before_each_step():
+    torch.testing.assert_close(linear_rates(0.4, 0.2, 4), torch.tensor([0.4, 0.35, 0.3, 0.25], dtype=torch.float64))
+    # the C++ decays with the tokens read: a long line takes more of the schedule than a short one
+    by_work = linear_rates(1.0, 0.0, torch.tensor([1, 3, 4]))
+    torch.testing.assert_close(by_work, torch.tensor([1.0, 0.875, 0.5], dtype=torch.float64))
+
+
+_TOKENS = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0], [2, 2, 3, 0]])  # a repeated word too
+_LENGTHS, _LABELS = torch.tensor([4, 2, 3, 3]), torch.tensor([0, 2, 1, 1])
+
+
+def _per_example_steps(model, order, rates):
+    """The reference: fasttext_sgd_step on one padded row at a time, in ``order``, at ``rates``."""
+    ids = model.encoder.ngram_ids(_TOKENS, _LENGTHS)
     share = bag_shares(ids, 0)
-    logits = fasttext_sgd_examples(a, ids, share, y, 0.4, 0.2)
-    expected = []
-    for i in range(4):
-        onehot = torch.nn.functional.one_hot(y[i : i + 1], 3).float()
-        expected.append(fasttext_sgd_step(b, ids[i : i + 1], share[i : i + 1], onehot, 0.4 - 0.2 * i / 4))
-    torch.testing.assert_close(logits, torch.cat(expected))
+    onehot = torch.nn.functional.one_hot(_LABELS, 3).float()
+    steps = [
+        fasttext_sgd_step(model, ids[i : i + 1], share[i : i + 1], onehot[i : i + 1], float(r))
+        for i, r in zip(order, rates)
+    ]
+    return torch.cat(steps)
+
+
+def _ragged_steps(model, order, rates, threads=1):
+    ids, offsets = model.encoder.bags(_TOKENS[_TOKENS != 0], _LENGTHS)
+    return fasttext_sgd_examples(model, ids, offsets, _LABELS, rates, order=order, threads=threads)
+
+
+def _assert_same_model(a, b):
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         torch.testing.assert_close(pa, pb, msg=name)
+
+
+@pytest.mark.skipif(fasttext_kernel() is None, reason="no C compiler")
+def test_fasttext_kernel_equals_one_step_per_example_in_the_given_order_and_rates():
+    a, b = _fasttext_pair()
+    order, rates = torch.tensor([2, 0, 3, 1]), linear_rates(0.4, 0.2, _LENGTHS[[2, 0, 3, 1]] + 2)
+    torch.testing.assert_close(_ragged_steps(a, order, rates), _per_example_steps(b, order, rates))
+    _assert_same_model(a, b)
 
 
 def test_fasttext_without_the_kernel_runs_the_same_per_example_update(monkeypatch):
@@ -314,19 +358,33 @@ def test_fasttext_without_the_kernel_runs_the_same_per_example_update(monkeypatc
     import nnlab.models.fasttext_sgd as fasttext_sgd
 
     a, b = _fasttext_pair()
-    tokens = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0], [8, 2, 9, 0], [2, 2, 3, 0]])
-    lengths, y = torch.tensor([4, 2, 3, 3]), torch.tensor([0, 2, 1, 1])
-    ids = a.encoder.ngram_ids(tokens, lengths)
-    share = bag_shares(ids, 0)
+    order, rates = torch.tensor([3, 1, 0, 2]), linear_rates(0.4, 0.2, 4)
     monkeypatch.setattr(fasttext_sgd, "fasttext_kernel", lambda: None)
-    logits = fasttext_sgd_examples(a, ids, share, y, 0.4, 0.2)
-    expected = []
-    for i in range(4):  # one step per example, the rate decaying across the batch, as the kernel does
-        onehot = torch.nn.functional.one_hot(y[i : i + 1], 3).float()
-        expected.append(fasttext_sgd_step(b, ids[i : i + 1], share[i : i + 1], onehot, 0.4 - 0.2 * i / 4))
-    torch.testing.assert_close(logits, torch.cat(expected))
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
-        torch.testing.assert_close(pa, pb, msg=name)
+    torch.testing.assert_close(_ragged_steps(a, order, rates, threads=2), _per_example_steps(b, order, rates))
+    _assert_same_model(a, b)
+
+
+@pytest.mark.skipif(fasttext_kernel() is None, reason="no C compiler")
+def test_fasttext_hogwild_threads_take_every_step_once():
+    """Two threads: lock-free, so not bit-equal to one thread; but every step runs (its logits are written)
+    and the two learn the same tiny set."""
+    a, b = _fasttext_pair()
+    order, rates = torch.arange(4).repeat(50), linear_rates(0.2, 0.0, 200)
+    logits = _ragged_steps(a, order, rates, threads=2)
+    one = _ragged_steps(b, order, rates, threads=1)
+    assert torch.isfinite(logits).all() and logits.shape == one.shape
+    assert (logits[-4:].argmax(1) == _LABELS).all() and (one[-4:].argmax(1) == _LABELS).all()
+
+
+def test_fit_fasttext_takes_flat_or_padded_texts_and_one_thread_is_deterministic():
+    from nnlab.models.fasttext_sgd import fit_fasttext
+
+    a, b = _fasttext_pair()
+    fit_fasttext(a, _TOKENS, _LENGTHS, _LABELS, epochs=3, lr=0.3, seed=4, threads=1)
+    fit_fasttext(b, _TOKENS[_TOKENS != 0], _LENGTHS, _LABELS, epochs=3, lr=0.3, seed=4, threads=1)
+    _assert_same_model(a, b)
+    with pytest.raises(ConfigError, match="threads=0"):
+        fit_fasttext(a, _TOKENS, _LENGTHS, _LABELS, threads=0)
 
 
 @pytest.mark.parametrize("name", ["cnn", "rnn"])

@@ -54,9 +54,12 @@ class EncodedText(Dataset):
     def __init__(self, ids: list[list[int]], labels: list[int], unk_index: int):
         if len(ids) != len(labels):
             raise ValueError("ids and labels differ in length")
-        self.ids = [torch.tensor(s if s else [unk_index], dtype=torch.long) for s in ids]
+        self.lengths = [max(len(s), 1) for s in ids]
+        #: all texts' ids one after the other; ``ids`` are views into it. Whole-split trainers (fastText's
+        #: ``fit_fasttext``) take it as it is instead of padding or concatenating a list of tensors.
+        self.flat = torch.tensor([t for s in ids for t in (s or [unk_index])], dtype=torch.long)
+        self.ids = list(self.flat.split(self.lengths))
         self.labels = torch.tensor(labels, dtype=torch.long)
-        self.lengths = [len(s) for s in self.ids]
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -59,8 +59,8 @@ def fasttext_sgd_step(
 
 
 _FT_SOURCE = Path(__file__).resolve().parent / "_fasttext.c"
-_P, _I, _D = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
-_FT_ARGS = [_P, _I, _P, _P, _I, _P, _P, _I, _P, _I, _D, _D, _P]
+_P, _I = ctypes.c_void_p, ctypes.c_int64
+_FT_ARGS = ([_P, _I, _P, _P, _I, _P, _P, _P, _P, _P, _I, _I, _P], ctypes.c_int)
 
 
 _said: set[str] = set()
@@ -78,47 +78,69 @@ def fasttext_kernel() -> ctypes.CDLL | None:
     return ckernel.load(_FT_SOURCE, "NNLAB_FASTTEXT_KERNEL", {"fasttext_sgd_f32": _FT_ARGS})
 
 
+def linear_rates(rate0: float, rate1: float, work: torch.Tensor | int) -> torch.Tensor:
+    """The rate of each step, going linearly from ``rate0`` to ``rate1`` with the work done before the step:
+    ``work`` (B,) is each step's share of it (the C++ counts the tokens it reads), an int B is B equal steps.
+    float64 (B,), so the C kernel and the torch path round the same values to float."""
+    if isinstance(work, int):
+        done = torch.arange(work, dtype=torch.float64) / max(work, 1)
+    else:
+        w = work.to(torch.float64)
+        done = (torch.cumsum(w, 0) - w) / w.sum().clamp_min(1e-300)
+    return rate0 + (rate1 - rate0) * done
+
+
 @torch.no_grad()
 def fasttext_sgd_examples(
     model: TextClassifier,
     ids: torch.Tensor,
-    share: torch.Tensor,
+    offsets: torch.Tensor,
     labels: torch.Tensor,
-    rate0: float,
-    rate1: float | None = None,
+    rates: torch.Tensor,
+    order: torch.Tensor | None = None,
+    threads: int = 1,
     want_logits: bool = True,
 ) -> torch.Tensor | None:
-    """fastText's SGD over a batch one example after the other, as the C++ original updates (the rate goes
-    linearly from ``rate0`` to ``rate1``); returns each example's logits before its update.
+    """fastText's SGD over ragged bags one example after the other, as the C++ original updates; returns
+    each step's logits before its update.
 
+    ``ids``/``offsets`` (``FastTextBag.bags``): example i's bag is ``ids[offsets[i]:offsets[i + 1]]``.
+    Step b trains example ``order[b]`` (default: b) with label ``labels[order[b]]`` at ``rates[b]``
+    (``linear_rates``); ``order`` lets an epoch permute the examples without copying their bags.
     Runs the C kernel (``_fasttext.c``: the update of ``fasttext_sgd_step`` for one example, in a loop);
-    without it (no compiler, ``NNLAB_FASTTEXT_KERNEL=torch``, a GPU or float64 model) the same algorithm runs as
-    ``fasttext_sgd_step`` on one example at a time, at the same per-example rates: slower, never different.
+    ``threads`` > 1 runs it Hogwild as the C++ does (lock-free, not deterministic). Without the kernel
+    (no compiler, ``NNLAB_FASTTEXT_KERNEL=torch``, a GPU or float64 model) the same algorithm runs as
+    ``fasttext_sgd_step`` on one example at a time in one thread: slower, at 1 thread never different.
     """
-    rate1 = rate0 if rate1 is None else rate1
     emb, w, c = model.encoder.bag.weight.data, model.fc.weight.data, model.fc.bias.data
+    steps = len(order) if order is not None else len(offsets) - 1
+    if len(rates) != steps:
+        raise ValueError(f"{len(rates)} rates for {steps} steps")
     lib = fasttext_kernel()
     usable = all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in (emb, w, c))
     if lib is None or not usable:
         _say_once("fastText's C kernel is not in use here: the same per-example SGD runs in torch, more slowly")
         onehot = F.one_hot(labels, model.hparams.num_classes).to(w.dtype)
-        b = len(ids)
-        out = [
-            fasttext_sgd_step(
-                model, ids[i : i + 1], share[i : i + 1], onehot[i : i + 1], rate0 + (rate1 - rate0) * i / b
-            )
-            for i in range(b)
-        ]
+        out = []
+        for b in range(steps):
+            i = int(order[b]) if order is not None else b
+            bag = ids[int(offsets[i]) : int(offsets[i + 1])].unsqueeze(0)
+            share = torch.ones(bag.shape, dtype=w.dtype) / max(bag.shape[1], 1)
+            out.append(fasttext_sgd_step(model, bag, share, onehot[i : i + 1], float(rates[b])))
         return torch.cat(out) if want_logits and out else None
     ids = ids.contiguous().to(torch.int64)
-    share = share.contiguous().to(torch.float32)
+    offsets = offsets.contiguous().to(torch.int64)
     labels = labels.contiguous().to(torch.int64)
-    b, m = ids.shape
-    logits = torch.empty(b, w.shape[0], dtype=torch.float32) if want_logits else None
-    lib.fasttext_sgd_f32(
-        emb.data_ptr(), emb.shape[1], w.data_ptr(), c.data_ptr(), w.shape[0], ids.data_ptr(), share.data_ptr(),
-        m, labels.data_ptr(), b, float(rate0), float(rate1), logits.data_ptr() if logits is not None else None,
+    rates = rates.contiguous().to(torch.float64)
+    order = order.contiguous().to(torch.int64) if order is not None else None
+    logits = torch.empty(steps, w.shape[0], dtype=torch.float32) if want_logits else None
+    rc = lib.fasttext_sgd_f32(
+        emb.data_ptr(), emb.shape[1], w.data_ptr(), c.data_ptr(), w.shape[0], ids.data_ptr(), offsets.data_ptr(),
+        order.data_ptr() if order is not None else None, labels.data_ptr(), rates.data_ptr(), steps, int(threads),
+        logits.data_ptr() if logits is not None else None,
     )  # fmt: skip
+    if rc != 0:
+        raise MemoryError("fastText's C kernel could not allocate its scratch memory")
     return logits
 
 
@@ -131,21 +153,34 @@ def fit_fasttext(
     epochs: int = 5,
     lr: float = 0.25,
     seed: int = 0,
+    threads: int | None = None,
 ) -> TextClassifier:
     """Train a ``fasttext`` TextClassifier as the C++ fastText does, without Lightning: each epoch visits the
     examples in a new random order, one SGD update per example, the rate decaying linearly from ``lr`` to 0
-    over the run (``fasttext_sgd_examples``: the C kernel, or the same update in torch without it).
-    ``tokens`` (N, L) padded with the model's pad index, ``lengths`` (N,), ``labels`` (N,).
+    with the tokens read, as the C++ counts them (each line's words, its label and its ``</s>``);
+    ``fasttext_sgd_examples``: the C kernel on ``threads`` Hogwild threads (default
+    ``torch.get_num_threads()``), or the same update in torch without it.
+    ``tokens``: the texts' word ids one after the other (1-D), or (N, L) padded with the model's pad index;
+    ``lengths`` (N,), ``labels`` (N,).
     """
     if model.hparams.encoder != "fasttext":
         raise ConfigError(f"fit_fasttext trains model.encoder=fasttext, not {model.hparams.encoder}")
-    n = tokens.shape[0]
-    # computed once: the n-gram ids and their shares do not change across epochs
-    ids_all = model.encoder.ngram_ids(tokens, lengths)
-    share_all = bag_shares(ids_all, model.hparams.pad_index).to(torch.float32)
+    threads = torch.get_num_threads() if threads is None else threads
+    if threads < 1:
+        raise ConfigError(f"fit_fasttext: threads={threads} must be >= 1")
+    if tokens.dim() == 2:
+        tokens = tokens[torch.arange(tokens.shape[1])[None, :] < lengths[:, None]]
+    # hashed once: the bags do not change across epochs, and an epoch permutes their order, not their ids
+    ids, offsets = model.encoder.bags(tokens, lengths)
+    work = lengths.to(torch.float64) + 2
+    total = float(work.sum()) * epochs
     g = torch.Generator().manual_seed(seed)
-    for e in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        rates = lr * (1 - e / epochs), lr * (1 - (e + 1) / epochs)
-        fasttext_sgd_examples(model, ids_all[perm], share_all[perm], labels[perm], *rates, want_logits=False)
+    done = 0.0
+    for _ in range(epochs):
+        perm = torch.randperm(len(lengths), generator=g)
+        w = work[perm]
+        span = float(w.sum())
+        rates = linear_rates(lr * (1 - done / total), lr * (1 - (done + span) / total), w)
+        fasttext_sgd_examples(model, ids, offsets, labels, rates, order=perm, threads=threads, want_logits=False)
+        done += span
     return model

@@ -22,7 +22,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from nnlab.models.averaging import by_name, swap_weights
-from nnlab.models.fasttext_sgd import bag_shares, fasttext_sgd_examples
+from nnlab.models.fasttext_sgd import fasttext_sgd_examples, linear_rates
 from nnlab.nn.text import ENCODERS, build_encoder, max_norm_
 from nnlab.utils.errors import CheckpointError, ConfigError, check_rate, choice_error
 from nnlab.vocab import UNK, Vocab, pad_batch
@@ -191,8 +191,11 @@ class TextClassifier(LightningModule):
         group = opt.param_groups[0]
         if not isinstance(opt.optimizer, torch.optim.SGD) or group.get("momentum") or group.get("weight_decay"):
             raise ConfigError("model.update=fasttext takes plain SGD (no momentum, no weight decay) as optimizer")
-        ids = self.encoder.ngram_ids(tokens, lengths)
-        logits = fasttext_sgd_examples(self, ids, bag_shares(ids, self.hparams.pad_index), y, group["lr"])
+        valid = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
+        ids, offsets = self.encoder.bags(tokens[valid], lengths)
+        # one thread: a Lightning run stays reproducible (fit_fasttext is the Hogwild one)
+        rates = linear_rates(group["lr"], group["lr"], len(y))
+        logits = fasttext_sgd_examples(self, ids, offsets, y, rates)
         # The update is done; stepping the (gradient-free) optimizer is a no-op on the weights but advances
         # trainer.global_step and keeps the scheduler's step-order bookkeeping right.
         opt.step()

@@ -279,10 +279,11 @@ class FastTextBag(nn.Module):
         self.eos_index = num_words if eos else None
         self.bucket_offset = num_words + int(eos)
         rows = self.bucket_offset + self.buckets
-        self.bag = nn.EmbeddingBag(rows, dim, mode="mean", sparse=sparse, padding_idx=padding_idx)
+        # fastText's input init: U(-1/dim, 1/dim), drawn once (EmbeddingBag's own N(0, 1) init of the
+        # 2M-row table would be thrown away, and costs as much as this one)
+        init = torch.empty(rows, dim).uniform_(-1.0 / dim, 1.0 / dim)
+        self.bag = nn.EmbeddingBag(rows, dim, mode="mean", sparse=sparse, padding_idx=padding_idx, _weight=init)
         with torch.no_grad():
-            # fastText's input init: U(-1/dim, 1/dim)
-            self.bag.weight.uniform_(-1.0 / dim, 1.0 / dim)
             if weight is not None:
                 self.bag.weight[:num_words] = weight
             self.bag.weight[padding_idx].zero_()
@@ -308,6 +309,38 @@ class FastTextBag(nn.Module):
             ids = self.bucket_offset + torch.remainder(h, self.buckets)
             parts.append(ids.masked_fill(~ok, self.padding_idx))
         return torch.cat(parts, dim=1)
+
+    def bags(self, flat: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of ``ngram_ids`` without their padding, ragged (CSR): ``(ids, offsets)``, text i's bag in
+        ``ids[offsets[i]:offsets[i + 1]]``, in its row's order. ``flat``: the texts' word ids one after the
+        other, ``lengths`` (N,). No (N, L) matrix: on SST's phrases (1 to 52 words, 85 % of a padded row is
+        padding) the padded ids cost more to build, gather and skip than the SGD itself."""
+        dev = flat.device
+        lengths = lengths.to(dev, torch.int64)
+        tokens = flat.to(torch.int64)
+        n = len(lengths)
+        if self.eos_index is not None:
+            at_eos = torch.zeros(len(tokens) + n, dtype=torch.bool, device=dev)
+            at_eos[torch.cumsum(lengths + 1, 0) - 1] = True
+            tokens = tokens.new_full((len(tokens) + n,), self.eos_index).masked_scatter_(~at_eos, tokens)
+            lengths = lengths + 1
+        text = torch.repeat_interleave(torch.arange(n, device=dev), lengths)
+        pos = torch.arange(len(tokens), device=dev) - (torch.cumsum(lengths, 0) - lengths)[text]
+        orders = range(2, self.ngrams + 1)
+        sizes = lengths + sum(((lengths - k + 1).clamp_min(0) for k in orders), torch.zeros_like(lengths))
+        offsets = torch.zeros(n + 1, dtype=torch.int64, device=dev)
+        torch.cumsum(sizes, 0, out=offsets[1:])
+        ids = torch.empty(int(offsets[-1]), dtype=torch.int64, device=dev)
+        base = offsets[:-1] + lengths  # where each bag's next order starts: words first, then each n-gram order
+        ids[offsets[:-1][text] + pos] = tokens
+        h = tokens
+        for k in orders:
+            h = h[:-1] * self.HASH_MULT + tokens[k - 1 :]  # the window of k words starting at each token
+            at, start = text[: len(h)], pos[: len(h)]
+            ok = start <= lengths[at] - k
+            ids[base[at[ok]] + start[ok]] = self.bucket_offset + torch.remainder(h[ok], self.buckets)
+            base = base + (lengths - k + 1).clamp_min(0)
+        return ids, offsets
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.bag(self.ngram_ids(tokens, lengths))

@@ -21,7 +21,8 @@ import warnings
 from pathlib import Path
 
 # -ffast-math is avoided on purpose: linking a shared library with it can switch the whole process to
-# flush-denormals-to-zero. These flags are the subset needed for the reductions to vectorise.
+# flush-denormals-to-zero. These flags are the subset needed for the reductions to vectorise (and -pthread for
+# the kernels that start threads, which older glibc keeps in a separate libpthread).
 FLAGS = [
     "-O3",
     "-march=native",
@@ -31,6 +32,7 @@ FLAGS = [
     "-fno-trapping-math",
     "-freciprocal-math",
     "-fopenmp-simd",
+    "-pthread",
     "-shared",
     "-fPIC",
 ]
@@ -68,8 +70,9 @@ def _compile(cc: str, source: Path, out: Path) -> None:
             os.unlink(tmp)
 
 
-def load(source: Path, switch: str, signatures: dict[str, list]) -> ctypes.CDLL | None:
-    """The compiled ``source`` with ``signatures`` (function name -> ctypes argtypes, restype None) set, or
+def load(source: Path, switch: str, signatures: dict[str, list | tuple[list, type]]) -> ctypes.CDLL | None:
+    """The compiled ``source`` with ``signatures`` (function name -> ctypes argtypes, restype None, or
+    ``(argtypes, restype)``) set, or
     ``None`` when ``$switch`` is ``torch``, there is no C compiler, or the build fails (with a warning)."""
     with _lock:
         if source in _loaded:
@@ -90,9 +93,10 @@ def load(source: Path, switch: str, signatures: dict[str, list]) -> ctypes.CDLL 
         except (OSError, subprocess.SubprocessError) as err:
             warnings.warn(f"nnlab: C kernel {source.name} unavailable ({err}); using the torch path", stacklevel=3)
             return None
-        for name, argtypes in signatures.items():
+        for name, sig in signatures.items():
+            argtypes, restype = sig if isinstance(sig, tuple) else (sig, None)
             fn = getattr(lib, name)
-            fn.restype = None
+            fn.restype = restype
             fn.argtypes = argtypes
         _loaded[source] = lib
         return lib
