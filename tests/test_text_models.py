@@ -565,3 +565,20 @@ def test_ema_out_of_range_is_one_line(tiny):
     dm = LocalTextDataModule(train=str(tiny[0]), test=str(tiny[1]), batch_size=16, seed=0, tokenizer="whitespace")
     with pytest.raises(ConfigError, match=r"model.ema=1.0: the averaging decay must be in \(0, 1\)"):
         TextClassifier(**dm_kwargs(dm), encoder="cnn", embed_dim=8, num_filters=4, ema=1.0)
+
+
+def test_hash_uniform_gives_the_same_bits_on_any_thread_count_and_without_the_kernel(monkeypatch):
+    from nnlab.nn import hash_init
+
+    tables = []
+    for threads in (1, 3):
+        torch.manual_seed(5)
+        tables.append(hash_init.hash_uniform_(torch.empty(1001, 10), 0.1, threads=threads))
+    monkeypatch.setattr(hash_init, "_kernel", lambda: None)
+    torch.manual_seed(5)
+    tables.append(hash_init.hash_uniform_(torch.empty(1001, 10), 0.1))
+    assert torch.equal(tables[0], tables[1]) and torch.equal(tables[0], tables[2])
+    t = tables[0]
+    assert -0.1 <= t.min() and t.max() < 0.1 and abs(t.mean()) < 0.005 and abs(t.std() - 0.1 / 3**0.5) < 0.005
+    torch.manual_seed(6)
+    assert not torch.equal(hash_init.hash_uniform_(torch.empty(1001, 10), 0.1), t)  # the seed comes from torch

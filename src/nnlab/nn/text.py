@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nnlab.nn.hash_init import hash_uniform_
 from nnlab.utils.errors import ConfigError, DataError, check_rate, choice_error
 
 # ----------------------------------------------------------------------------------- pooling over time
@@ -280,8 +281,8 @@ class FastTextBag(nn.Module):
         self.bucket_offset = num_words + int(eos)
         rows = self.bucket_offset + self.buckets
         # fastText's input init: U(-1/dim, 1/dim), drawn once (EmbeddingBag's own N(0, 1) init of the
-        # 2M-row table would be thrown away, and costs as much as this one)
-        init = torch.empty(rows, dim).uniform_(-1.0 / dim, 1.0 / dim)
+        # 2M-row table would be thrown away) and on torch's threads (hash_uniform_: same values on any count)
+        init = hash_uniform_(torch.empty(rows, dim), 1.0 / dim)
         self.bag = nn.EmbeddingBag(rows, dim, mode="mean", sparse=sparse, padding_idx=padding_idx, _weight=init)
         with torch.no_grad():
             if weight is not None:
