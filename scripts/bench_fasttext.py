@@ -3,12 +3,16 @@
     python scripts/bench_fasttext.py [peer_python=.venv-peers/bin/python] [repeats=5] [ngrams=[1,2]]
 
 Data: SST-2, SST-1 (official splits; ``*_phrases``: trained on the phrases of the training trees) and MR fold 0
-(``nnlab.data`` splits; the C++ side reads the same train/test examples written as ``__label__<y> <text>``
-files). Both sides: dim, epoch, lr (linearly decayed
-to 0), wordNgrams, bucket, threads. Timed: the fit only (C++: ``fasttext.train_supervised`` in the peer
-interpreter, which also reads the file and builds its dictionary; ours: from the encoded sentences to the
-trained model, minibatching included; imports and data loading excluded for both). Accuracy on the test
-split. Median over ``repeats`` runs with different seeds. Prints a table, writes ``bench_fasttext.json``.
+(``nnlab.data`` splits; the C++ side reads the same train/test examples, written as ``__label__<y> <tokens>``
+files of the tokens ours trains on). Both sides: dim, epoch, lr (linearly decayed to 0 with the tokens read),
+wordNgrams, bucket, and ``threads`` Hogwild threads (ours: ``fit_fasttext(threads=...)``, the C kernel's
+pthreads; its few torch ops run on ``torch_threads``). Timed: the fit only (C++: ``fasttext.train_supervised``
+in the peer interpreter, which also reads the file and builds its dictionary; ours: from the encoded split (its
+ids one after the other, ``EncodedText.flat``) to the trained model, the 2M-row table, the hashing and the bags
+included; imports and data loading excluded for both). Accuracy on the test split. Median over ``repeats`` runs
+with different seeds, ours and the C++ alternating seed by seed. Prints a table with both thread counts, the
+1-minute load average (timings on a busy machine say little) and issue 17's rules, writes
+``bench_fasttext.json``.
 
 The ``fasttext`` package is a peer, not a dependency: install it in its own venv
 (``make bench-peers`` does it: ``.venv-peers`` with ``scripts/requirements-peers.txt``).
@@ -27,6 +31,7 @@ import time
 from pathlib import Path
 
 from nnlab.cli.args import Command, Key, at_least, parse_script, positive
+from nnlab.vocab import tokenize
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("sst2", "sst5", "mr", "sst2_phrases", "sst5_phrases")
@@ -48,13 +53,17 @@ print(json.dumps(out))
 """
 
 
-def write_fasttext_file(path: Path, examples, labels, seed: int = 0) -> None:
+def write_fasttext_file(path: Path, examples, labels, dm, seed: int = 0) -> None:
+    """``__label__<y> <tokens>`` lines of the tokens our side trains on (``dm``'s tokenizer, lowercasing and
+    max_length): SST's phrase texts keep the trees' case (``The Rock``) while the test sentences are lower
+    case, so the raw texts would give the C++ a cased vocabulary that ours, lowercased, does not have."""
     # Shuffled: the C++ trainer reads the file in order, and a file sorted by label (MR's splits are
     # built from the neg file then the pos file) would make its SGD see one class after the other.
     order = random.Random(seed).sample(range(len(examples)), len(examples))
     with open(path, "w", encoding="utf-8") as f:
         for lab, text in (examples[i] for i in order):
-            f.write(f"__label__{labels.index(lab)} {' '.join(text.split())}\n")
+            words = tokenize(text, dm.lowercase, dm.tokenizer)[: dm.max_length or None]
+            f.write(f"__label__{labels.index(lab)} {' '.join(words)}\n")
 
 
 def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
@@ -66,6 +75,7 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
     from nnlab.vocab import pad_batch
 
     torch.manual_seed(seed)
+    splits = train.datasets if isinstance(train, torch.utils.data.ConcatDataset) else [train]
     t = time.perf_counter()  # from here on as the C++ fit: the 2M-row table is allocated inside it too
     model = TextClassifier(
         **dm.model_kwargs(),
@@ -78,8 +88,10 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
         sparse=True,
         eos=args.eos,
     )
-    tokens, lengths, y = pad_batch([train[j] for j in range(len(train))])
-    fit_fasttext(model, tokens, lengths, y, args.epoch, args.lr, seed)
+    flat = torch.cat([d.flat for d in splits])
+    lengths = torch.tensor([n for d in splits for n in d.lengths])
+    y = torch.cat([d.labels for d in splits])
+    fit_fasttext(model, flat, lengths, y, args.epoch, args.lr, seed, threads=args.threads)
     fit = time.perf_counter() - t
     model.eval()
     test = dm.datasets["test"]
@@ -87,6 +99,30 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
         tokens, lengths, y = pad_batch([test[j] for j in range(len(test))])
         acc = (model(tokens, lengths).argmax(1) == y).float().mean().item()
     return fit, acc
+
+
+class PeerError(RuntimeError):
+    """The C++ side could not run (no peer venv, fastText missing): reported as one line."""
+
+
+def fit_theirs(args, train_f: Path, test_f: Path, ngrams: int, seed: int) -> dict:
+    """Train the C++ fastText in the peer interpreter: ``{"fit_s", "acc"}`` (acc as a fraction)."""
+    cfg = {
+        "train": str(train_f),
+        "test": str(test_f),
+        "dim": args.dim,
+        "epoch": args.epoch,
+        "lr": args.lr,
+        "ngrams": ngrams,
+        "bucket": args.bucket,
+        "threads": args.threads,
+        "seeds": [seed],
+    }
+    res = subprocess.run([args.peer_python, "-c", PEER, json.dumps(cfg)], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
+        raise PeerError(f"the C++ fastText peer failed ({args.peer_python}): {why}")
+    return json.loads(res.stdout)[0]
 
 
 def main() -> int:
@@ -104,11 +140,16 @@ def main() -> int:
                 Key("epoch", 5, "epochs", int, check=at_least(1)),
                 Key("lr", 0.25, "learning rate", float, check=positive),
                 Key("bucket", 2_000_000, "n-gram hash buckets", int, check=at_least(1)),
-                Key("threads", 2, "C++ fastText threads", int, check=at_least(1)),
+                Key("threads", 2, "Hogwild threads of both trainers (ours: also torch's threads)", int,
+                    check=at_least(1)),
                 Key("eos", True, "ours: an end-of-sentence word in every bag, as the C++ reads </s> (model.eos)", bool),
-                Key("torch_threads", 1, "ours: tiny ops, threads only add overhead", int, check=at_least(1)),
+                Key("torch_threads", 1, "ours: torch threads for the hashing (2 wait on each other on a busy machine)",
+                    int, check=at_least(1)),
                 Key("repeats", 5, "seeds per cell (median)", int, check=at_least(1)),
                 Key("skip_peer", False, "time ours only", bool),
+                Key("max_acc_drop", 0.3, "issue 17's rule: ours acc >= C++ acc - this (points)", float,
+                    check=at_least(0.0)),
+                Key("max_ratio", 1.0, "issue 17's rule: ours fit time <= this x the C++'s", float, check=positive),
                 Key("out", "bench_fasttext.json", "result JSON"),
             ],
             prog="python scripts/bench_fasttext.py",
@@ -142,10 +183,15 @@ def main() -> int:
             if name == "mr":
                 train = torch.utils.data.ConcatDataset([train, dm.datasets["val"]])
             train_f, test_f = Path(tmp) / f"{name}.train", Path(tmp) / f"{name}.test"
-            write_fasttext_file(train_f, train_raw, dm.labels)
-            write_fasttext_file(test_f, dm.raw["test"], dm.labels)
+            write_fasttext_file(train_f, train_raw, dm.labels, dm)
+            write_fasttext_file(test_f, dm.raw["test"], dm.labels, dm)
             for ngrams in args.ngrams:
-                ours = [fit_ours(dm, train, args, ngrams, s) for s in seeds]
+                # ours and the C++ alternate seed by seed, so a change in the machine's load hits both sides
+                ours, theirs = [], []
+                for seed in seeds:
+                    ours.append(fit_ours(dm, train, args, ngrams, seed))
+                    if not args.skip_peer:
+                        theirs.append(fit_theirs(args, train_f, test_f, ngrams, seed))
                 row = {
                     "dataset": name,
                     "ngrams": ngrams,
@@ -154,58 +200,31 @@ def main() -> int:
                     "ours_acc": statistics.median(a for _, a in ours) * 100,
                     "ours_fit_s": statistics.median(f for f, _ in ours),
                     "ours_runs": [{"fit_s": f, "acc": a} for f, a in ours],
+                    "load": os.getloadavg()[0],
                 }
-                if not args.skip_peer:
-                    cfg = {
-                        "train": str(train_f),
-                        "test": str(test_f),
-                        "dim": args.dim,
-                        "epoch": args.epoch,
-                        "lr": args.lr,
-                        "ngrams": ngrams,
-                        "bucket": args.bucket,
-                        "threads": args.threads,
-                        "seeds": seeds,
-                    }
-                    res = subprocess.run(
-                        [args.peer_python, "-c", PEER, json.dumps(cfg)],
-                        capture_output=True,
-                        text=True,
-                        check=False,
-                    )
-                    if res.returncode != 0:
-                        why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode
-                        print(
-                            f"error: the C++ fastText peer failed ({args.peer_python}): {why}",
-                            file=sys.stderr,
-                        )
-                        return 2
-                    theirs = json.loads(res.stdout)
-                    row.update(
-                        {
-                            "theirs_acc": statistics.median(r["acc"] for r in theirs) * 100,
-                            "theirs_fit_s": statistics.median(r["fit_s"] for r in theirs),
-                            "theirs_runs": theirs,
-                        }
-                    )
+                if theirs:
+                    row["theirs_acc"] = statistics.median(r["acc"] for r in theirs) * 100
+                    row["theirs_fit_s"] = statistics.median(r["fit_s"] for r in theirs)
+                    row["theirs_runs"] = theirs
                     row["acc_diff"] = row["ours_acc"] - row["theirs_acc"]
                     row["time_ratio"] = row["ours_fit_s"] / row["theirs_fit_s"]
+                    row["rules_met"] = row["acc_diff"] >= -args.max_acc_drop and row["time_ratio"] <= args.max_ratio
                 rows.append(row)
                 print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}), file=sys.stderr)
-    cols = ("dataset", "ngrams", "ours acc", "C++ acc", "diff", "ours s", "C++ s", "ratio")
+    print(
+        f"threads: ours {args.threads} (C kernel, Hogwild; torch {args.torch_threads}), C++ {args.threads} (Hogwild); "
+        f"eos={args.eos}; "
+        f"rules: acc >= C++ - {args.max_acc_drop}, ratio <= {args.max_ratio}"
+    )
+    cols = ("dataset", "ngrams", "ours acc", "C++ acc", "diff", "ours s", "C++ s", "ratio", "load", "rules")
     print(" ".join(f"{c:>12}" for c in cols))
     nan = float("nan")
     for r in rows:
-        vals = (
-            r["ours_acc"],
-            r.get("theirs_acc", nan),
-            r.get("acc_diff", nan),
-            r["ours_fit_s"],
-            r.get("theirs_fit_s", nan),
-            r.get("time_ratio", nan),
-        )
-        print(f"{r['dataset']:>12} {r['ngrams']:12d} " + " ".join(f"{v:12.3f}" for v in vals))
-    keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "repeats")
+        vals = [r.get(k, nan) for k in ("ours_acc", "theirs_acc", "acc_diff", "ours_fit_s", "theirs_fit_s")]
+        vals += [r.get("time_ratio", nan), r["load"]]
+        met = {True: "met", False: "NOT met"}.get(r.get("rules_met"), "-")
+        print(f"{r['dataset']:>12} {r['ngrams']:12d} " + " ".join(f"{v:12.3f}" for v in vals) + f" {met:>12}")
+    keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "eos", "repeats", "max_acc_drop", "max_ratio")
     settings = {k: getattr(args, k) for k in keys}
     report = {"settings": settings, "torch": torch.__version__, "load_end": os.getloadavg()[0], "rows": rows}
     print(f"load average (1 min) at the end: {report['load_end']:.2f}")
@@ -215,4 +234,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except PeerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
