@@ -298,18 +298,29 @@ def test_fasttext_step_equals_autograd_sgd_on_summed_loss():
         torch.testing.assert_close(pa, pb, msg=name)
 
 
+@pytest.mark.parametrize("unk", [None, 1])
 @pytest.mark.parametrize("eos", [False, True])
 @pytest.mark.parametrize("ngrams", [1, 2, 3])
-def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams):
+def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams, unk):
     torch.manual_seed(0)
-    bag = FastTextBag(30, 4, ngrams=ngrams, buckets=13, eos=eos)
+    bag = FastTextBag(30, 4, ngrams=ngrams, buckets=13, eos=eos, unk_idx=unk)
     lengths = torch.tensor([4, 1, 2, 3, 1, 5])
-    tokens = torch.randint(1, 30, (6, 5)) * (torch.arange(5)[None, :] < lengths[:, None])
+    tokens = torch.randint(1, 4, (6, 5)) * (torch.arange(5)[None, :] < lengths[:, None])  # unk (1) a third
+    tokens[1, 0] = 1  # a text of the unknown word only
     padded = bag.ngram_ids(tokens, lengths)
     ids, offsets = bag.bags(tokens[tokens != 0], lengths)
     assert offsets[0] == 0 and offsets[-1] == len(ids)
     for i, row in enumerate(padded):
         assert ids[offsets[i] : offsets[i + 1]].tolist() == row[row != 0].tolist()
+
+
+def test_fasttext_leaves_the_unknown_word_out_of_the_bag_but_in_its_ngrams():
+    """As the C++ does with an out-of-vocabulary word; the model gets the vocabulary's unk index."""
+    vocab = Vocab(["<pad>", "<unk>", "a", "b"]).to_dict()
+    m = TextClassifier(vocab, 2, encoder="fasttext", embed_dim=4, ngrams=2, buckets=7, dropout=0.0, max_norm=None)
+    ids = m.encoder.ngram_ids(torch.tensor([[2, 1, 3]]), torch.tensor([3]))
+    assert ids[0, :3].tolist() == [2, 0, 3]
+    assert ids[0, 3:].tolist() == [4 + (a * FastTextBag.HASH_MULT + b) % 7 for a, b in ((2, 1), (1, 3))]
 
 
 def test_linear_rates_decay_with_the_work_done_before_each_step():
@@ -351,6 +362,21 @@ def test_fasttext_kernel_equals_one_step_per_example_in_the_given_order_and_rate
     order, rates = torch.tensor([2, 0, 3, 1]), linear_rates(0.4, 0.2, _LENGTHS[[2, 0, 3, 1]] + 2)
     torch.testing.assert_close(_ragged_steps(a, order, rates), _per_example_steps(b, order, rates))
     _assert_same_model(a, b)
+
+
+@pytest.mark.skipif(fasttext_kernel() is None, reason="no C compiler")
+def test_fasttext_kernel_trains_the_bias_only_when_it_is_not_frozen():
+    """A fastText model holds its output bias at zero, as the C++ has none; a trainable one moves as in torch."""
+    a, b = _fasttext_pair()
+    order, rates = torch.tensor([2, 0, 3, 1]), linear_rates(0.4, 0.2, 4)
+    _ragged_steps(a, order, rates)
+    assert not a.fc.bias.requires_grad and a.fc.bias.abs().sum() == 0
+    a, b = _fasttext_pair()
+    for m in (a, b):
+        m.fc.bias.requires_grad_(True)
+    torch.testing.assert_close(_ragged_steps(a, order, rates), _per_example_steps(b, order, rates))
+    _assert_same_model(a, b)
+    assert a.fc.bias.abs().sum() > 0
 
 
 def test_fasttext_without_the_kernel_runs_the_same_per_example_update(monkeypatch):

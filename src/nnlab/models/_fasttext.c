@@ -7,6 +7,7 @@
  *   gh = W^T g                                      taken before W moves, as in C++       (D)
  *   W -= rate g h^T,  c -= rate g,  E[id_j] -= rate share gh
  * Same math as fasttext_sgd_step in nnlab/models/fasttext_sgd.py with batches of one (tested against it).
+ * train_c = 0 leaves c as it is (the C++ output layer has no bias: ours holds it at zero).
  * logits (B x C, may be NULL) receives z of step b before its update.
  *
  * threads > 1 is the C++ trainer's Hogwild: thread t takes steps t, t + threads, ... so that all threads
@@ -20,7 +21,7 @@
 
 typedef struct {
     float *E, *W, *c, *logits;
-    int64_t D, C, B, first, stride;
+    int64_t D, C, B, first, stride, train_c;
     const int64_t *ids, *offsets, *order, *labels;
     const double *rates;
 } Job;
@@ -86,7 +87,7 @@ static void *run(void *arg) {
                 gh[d] += gk * w[d];
                 w[d] -= rate * gk * h[d];
             }
-            j->c[k] -= rate * gk;
+            if (j->train_c) j->c[k] -= rate * gk;
         }
         const float s = rate * share;
         for (int64_t k = 0; k < m; k++) {
@@ -99,9 +100,9 @@ static void *run(void *arg) {
 
 /* Returns 0, or -1 (nothing trained) when the scratch memory cannot be had. A thread the system refuses to
  * start has its steps run by the calling thread, so every step is taken once. */
-int fasttext_sgd_f32(float *E, int64_t D, float *W, float *c, int64_t C, const int64_t *ids, const int64_t *offsets,
-                     const int64_t *order, const int64_t *labels, const double *rates, int64_t B, int64_t threads,
-                     float *logits) {
+int fasttext_sgd_f32(float *E, int64_t D, float *W, float *c, int64_t train_c, int64_t C, const int64_t *ids,
+                     const int64_t *offsets, const int64_t *order, const int64_t *labels, const double *rates,
+                     int64_t B, int64_t threads, float *logits) {
     if (threads < 1) threads = 1;
     if (threads > B) threads = B > 0 ? B : 1;
     const size_t n = (size_t)threads;
@@ -113,7 +114,7 @@ int fasttext_sgd_f32(float *E, int64_t D, float *W, float *c, int64_t C, const i
     int rc = (jobs && tasks && tid && started && scratch) ? 0 : -1;
     if (rc == 0) {
         for (int64_t t = 0; t < threads; t++) {
-            jobs[t] = (Job){E, W, c, logits, D, C, B, t, threads, ids, offsets, order, labels, rates};
+            jobs[t] = (Job){E, W, c, logits, D, C, B, t, threads, train_c, ids, offsets, order, labels, rates};
             tasks[t] = (Task){&jobs[t], scratch + (size_t)t * (size_t)(2 * D + C)};
         }
         for (int64_t t = 1; t < threads; t++) started[t] = pthread_create(&tid[t], NULL, run, &tasks[t]) == 0;

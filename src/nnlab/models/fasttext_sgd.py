@@ -42,8 +42,9 @@ def fasttext_sgd_step(
 
     ``h_b = sum_i share_bi E[ids_bi]`` (the bag means), ``g_b = softmax(W h_b + c) - onehot_b`` (the gradient
     of the summed cross-entropy, so ``rate`` is the per-example step as in C++), ``W -= rate g^T h``,
-    ``c -= rate sum_b g_b``, ``E[ids_bi] -= rate share_bi (g_b W_old)`` (``index_add_``: only the rows of
-    the batch move). Same math as autograd + SGD on ``loss_reduction=sum`` (tested), a third of the ops.
+    ``c -= rate sum_b g_b`` (unless ``c`` is frozen, as in a fastText model), ``E[ids_bi] -= rate share_bi
+    (g_b W_old)`` (``index_add_``: only the rows of the batch move). Same math as autograd + SGD on
+    ``loss_reduction=sum`` (tested), a third of the ops.
     """
     emb, w, c = model.encoder.bag.weight.data, model.fc.weight.data, model.fc.bias.data
     share = share.unsqueeze(1)  # (B, 1, M)
@@ -52,7 +53,8 @@ def fasttext_sgd_step(
     grad = torch.softmax(logits, dim=1).sub_(onehot)
     grad_h = grad @ w  # before W moves, as in C++
     w.addmm_(grad.t(), h, alpha=-rate)
-    c.sub_(grad.sum(0), alpha=rate)
+    if model.fc.bias.requires_grad:  # a fastText model holds it at zero, as the C++ has no output bias
+        c.sub_(grad.sum(0), alpha=rate)
     upd = share.transpose(1, 2) * grad_h.unsqueeze(1)  # (B, M, D)
     emb.index_add_(0, ids.flatten(), upd.flatten(0, 1), alpha=-rate)
     return logits
@@ -60,7 +62,7 @@ def fasttext_sgd_step(
 
 _FT_SOURCE = Path(__file__).resolve().parent / "_fasttext.c"
 _P, _I = ctypes.c_void_p, ctypes.c_int64
-_FT_ARGS = ([_P, _I, _P, _P, _I, _P, _P, _P, _P, _P, _I, _I, _P], ctypes.c_int)
+_FT_ARGS = ([_P, _I, _P, _P, _I, _I, _P, _P, _P, _P, _P, _I, _I, _P], ctypes.c_int)
 
 
 _said: set[str] = set()
@@ -135,7 +137,8 @@ def fasttext_sgd_examples(
     order = order.contiguous().to(torch.int64) if order is not None else None
     logits = torch.empty(steps, w.shape[0], dtype=torch.float32) if want_logits else None
     rc = lib.fasttext_sgd_f32(
-        emb.data_ptr(), emb.shape[1], w.data_ptr(), c.data_ptr(), w.shape[0], ids.data_ptr(), offsets.data_ptr(),
+        emb.data_ptr(), emb.shape[1], w.data_ptr(), c.data_ptr(), int(model.fc.bias.requires_grad), w.shape[0],
+        ids.data_ptr(), offsets.data_ptr(),
         order.data_ptr() if order is not None else None, labels.data_ptr(), rates.data_ptr(), steps, int(threads),
         logits.data_ptr() if logits is not None else None,
     )  # fmt: skip
