@@ -118,7 +118,12 @@ def fit_theirs(args, train_f: Path, test_f: Path, ngrams: int, seed: int) -> dic
         "threads": args.threads,
         "seeds": [seed],
     }
-    res = subprocess.run([args.peer_python, "-c", PEER, json.dumps(cfg)], capture_output=True, text=True, check=False)
+    try:
+        res = subprocess.run(
+            [args.peer_python, "-c", PEER, json.dumps(cfg)], capture_output=True, text=True, check=False
+        )
+    except OSError as err:
+        raise PeerError(f"the C++ fastText peer could not start ({args.peer_python}): {err.strerror}") from None
     if res.returncode != 0:
         why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit status {res.returncode}"
         raise PeerError(f"the C++ fastText peer failed ({args.peer_python}): {why}")
