@@ -1,5 +1,5 @@
-"""The native loops (``nnlab/ops/_kernels.c``) against the ops' torch code: the same formulas, so the same
-values and gradients, for every layout the kernels take (contiguous, channels-last, (N, C) features)."""
+"""The native loops (``nnlab/ops/_kernels.c``, ``_conv_kernels.c``) against the ops' torch code: the same formulas,
+so the same values and gradients, for every layout the kernels take (contiguous, channels-last, (N, C) features)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from _ops_helpers import TOL, _one_thread, channels_last  # noqa: F401 (autouse 
 
 from nnlab import ops
 from nnlab.ops import _native
+from nnlab.ops import conv as conv_ops
 
 pytestmark = pytest.mark.skipif(_native.load() is None, reason="no C compiler: only the torch path exists")
 
@@ -106,3 +107,92 @@ def test_learnable_p_through_the_kernel():
     x = torch.rand(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
     p = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
     _both(lambda x, p: ops.lp_pool2d(x, p, 2), [x, p])
+
+
+# conv2d's direct convolution (_conv_kernels.c): (N, Cin, H, W, Cout, kernel, padding, dilation). Channel counts
+# that are not multiples of the vector width (Cout = 10, 17, 40; Cin = 3, 5, 70, which is dX's output), more than
+# one block of output-channel vectors (Cout = 80; dX of Cin = 70), 1 × 1, rectangular and dilated kernels, a
+# 5 × 5 with 'same' padding, rows shorter than a tile (W = 5, 6) and batch 1.
+CONV_CASES = [
+    (1, 3, 7, 7, 10, (3, 3), (1, 1), (1, 1)),
+    (2, 5, 9, 6, 17, (3, 2), (1, 0), (2, 1)),
+    (3, 20, 12, 13, 40, (1, 1), (0, 0), (1, 1)),
+    (2, 16, 11, 9, 80, (5, 5), (2, 2), (1, 1)),
+    (2, 70, 6, 5, 24, (3, 3), (1, 1), (1, 1)),
+    (4, 32, 16, 16, 64, (3, 3), (1, 1), (1, 1)),
+]
+
+
+def _conv_inputs(case, layout, bias=True):
+    N, C, H, W, O, (kh, kw), _, _ = case
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(N, C, H, W, generator=g)
+    x = channels_last(x) if layout == "channels_last" else x
+    w = torch.randn(O, C, kh, kw, generator=g) / (C * kh * kw) ** 0.5
+    b = torch.randn(O, generator=g) if bias else None
+    return [t.requires_grad_() for t in (x, w, b) if t is not None]
+
+
+def _conv_error_bounds(x, w, b, g, padding, dilation):
+    """Each float32 result is a sum of n products; in any order of additions, with or without fused
+    multiply-adds, its error is at most γ = (n + 1)·u·Σ|terms| (u = 2⁻²⁴; the +1 for rounding the products
+    and storing the result). Σ|terms| is the same convolution on absolute values: forward conv(|x|, |w|) + |b|,
+    its gradients under |g| give the dX and dW sums, Σ|g| the db sum."""
+    xa, wa = x.detach().double().abs().requires_grad_(), w.detach().double().abs().requires_grad_()
+    ba = None if b is None else b.detach().double().abs()
+    ya = torch.nn.functional.conv2d(xa, wa, ba, padding=padding, dilation=dilation)
+    dxa, dwa = torch.autograd.grad(ya, (xa, wa), g.double().abs())
+    O, C, kh, kw = w.shape
+    N, _, Ho, Wo = ya.shape
+    u = 2.0**-24
+    bounds = [(C * kh * kw + 2) * u * ya, (O * kh * kw + 1) * u * dxa, (N * Ho * Wo + 1) * u * dwa]
+    if b is not None:
+        bounds.append((N * Ho * Wo + 1) * u * g.double().abs().sum((0, 2, 3)))
+    return bounds
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_kernel_against_torch_path_and_float64_conv(case, layout, threads):
+    _, _, _, _, _, _, p, d = case
+    inputs = _conv_inputs(case, layout, bias=case[4] != 40)
+    x, w, b = inputs[0], inputs[1], inputs[2] if len(inputs) == 3 else None
+    assert conv_ops._native_takes(x, w, b, (1, 1), p, d, 1)
+
+    def fn(*t):
+        return ops.conv2d(t[0], t[1], t[2] if len(t) == 3 else None, padding=p, dilation=d)
+
+    y = _both(fn, inputs, threads)  # the kernel against the matrix-product code, both float32
+    # y in F.conv2d's memory format: contiguous (a .view() works) or channels-last like x.
+    assert y.is_contiguous(memory_format=_native.memory_format(x))
+
+    # Against float64 torch on the same float32 values, within the worst-case rounding bound of each sum.
+    torch.set_num_threads(threads)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(6))
+    xs = [t.detach().clone().requires_grad_() for t in inputs]
+    ours = [fn(*xs), *torch.autograd.grad(fn(*xs), xs, g)]
+    ref64 = [t.detach().double().requires_grad_() for t in inputs]
+    yr = torch.nn.functional.conv2d(ref64[0], ref64[1], ref64[2] if b is not None else None, padding=p, dilation=d)
+    refs = [yr, *torch.autograd.grad(yr, ref64, g.double())]
+    for i, (a, r, bound) in enumerate(zip(ours, refs, _conv_error_bounds(x, w, b, g, p, d))):
+        err = (a.double() - r).abs()
+        assert (err <= bound).all(), f"#{i}: error {err.max():.3g} above its bound at {(err > bound).sum()} entries"
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_conv2d_kernel_with_expanded_output_gradient(layout):
+    """y.sum().backward() hands the kernel a dY of stride 0: read through its strides, not as a dense map."""
+    inputs = _conv_inputs(CONV_CASES[1], layout)
+    _both(lambda x, w, b: ops.conv2d(x, w, b, padding=(1, 0), dilation=(2, 1)).sum(), inputs, threads=2)
+
+
+@pytest.mark.parametrize(
+    "dtype, stride, padding, groups",
+    [(torch.float64, 1, 1, 1), (torch.float32, 2, 1, 1), (torch.float32, 1, 1, 2), (torch.float32, 1, 3, 1)],
+)
+def test_conv2d_kernel_leaves_other_cases_to_the_torch_code(dtype, stride, padding, groups):
+    """float64, stride ≠ 1, groups and padding past the kernel's reach run the matrix products (tested in
+    test_ops_conv.py against torch)."""
+    x, w = torch.randn(2, 4, 8, 8, dtype=dtype), torch.randn(4, 4 // groups, 3, 3, dtype=dtype)
+    assert not conv_ops._native_takes(x, w, None, (stride, stride), (padding, padding), (1, 1), groups)

@@ -1,10 +1,12 @@
-"""The native loops of ``_kernels.c`` (batch norm, tiled pools), built by ``nnlab.utils.ckernel``.
+"""The native loops of ``_kernels.c`` (batch norm, tiled pools) and ``_conv_kernels.c`` (conv2d's direct
+convolution), built by ``nnlab.utils.ckernel``.
 
-``load()`` is ``None`` without a C compiler or with ``NNLAB_OPS_KERNEL=torch``; the ops then run their torch
-code, which evaluates the same formulas (the tests run both). ``layout(x)`` says whether a tensor is one the
-kernels read directly: CPU, float32/float64, and either contiguous ("planar", (N, C, *)) or channels-last
-("rows", C fastest). Work is split over ``torch.get_num_threads()`` threads on disjoint ranges (channels for
-batch norm, output rows for pools); ctypes releases the GIL, so the threads run in parallel.
+``load()`` / ``load_conv()`` are ``None`` without a C compiler or with ``NNLAB_OPS_KERNEL=torch``; the ops then
+run their torch code, which evaluates the same formulas (the tests run both). ``layout(x)`` says whether a tensor
+is one the kernels read directly: CPU, float32/float64, and either contiguous ("planar", (N, C, *)) or
+channels-last ("rows", C fastest). Work is split over ``torch.get_num_threads()`` threads on disjoint ranges
+(channels for batch norm, output rows for pools and convolutions); ctypes releases the GIL, so the threads run in
+parallel.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
             f"lppool_bwd_{_suf}": [_P, _P, _P, _P, _D, *_POOL],
         }
     )
+_CONV_SOURCE = Path(__file__).with_name("_conv_kernels.c")
+_CONV_SIGNATURES: dict[str, list] = {
+    "conv_lanes": [_P],
+    "pad_nhwc_f32": [_P, *[_I] * 7, _P, *[_I] * 7],
+    "conv_rows_f32": [_P, _I, _I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I, _P, *[_I] * 8],
+    "conv_dw_f32": [_P, _I, _I, _I, _P, *[_I] * 11, _P, _P, _I, _I, _I],
+}
 _state = {"disabled": os.environ.get("NNLAB_OPS_KERNEL", "auto") == "torch"}
 _pool: ThreadPoolExecutor | None = None
 # Below this many elements one thread does the whole op: a thread hand-off costs ~20 us, a pass over
@@ -61,6 +70,26 @@ def load() -> ctypes.CDLL | None:
     if lib is None:  # ckernel.load caches too, but behind a lock: this is on every op's hot path
         lib = _state["lib"] = ckernel.load(_SOURCE, "NNLAB_OPS_KERNEL", _SIGNATURES)
     return lib
+
+
+def load_conv() -> ctypes.CDLL | None:
+    """The conv kernels, a source of their own (the conv tiles are most of the build time), same switch."""
+    if _state["disabled"]:
+        return None
+    lib = _state.get("conv_lib")
+    if lib is None:
+        lib = _state["conv_lib"] = ckernel.load(_CONV_SOURCE, "NNLAB_OPS_KERNEL", _CONV_SIGNATURES)
+    return lib
+
+
+def conv_lanes() -> int:
+    """The vector width of the conv kernels' build: their channel buffers are padded to a multiple of it."""
+    lanes = _state.get("conv_lanes")
+    if lanes is None:
+        out = ctypes.c_int64()
+        load_conv().conv_lanes(ctypes.byref(out))
+        lanes = _state["conv_lanes"] = out.value
+    return lanes
 
 
 @contextlib.contextmanager

@@ -17,6 +17,14 @@ sum their contributions, and padding positions are dropped.
 Two implementations of these products: with stride 1 along H and one group (the common case) only the kw
 horizontal taps are unrolled and the kh vertical taps become row shifts of one matrix (``_RowShiftConv``,
 derivations §2.3), which avoids the kh·kw-fold im2col copy; otherwise full im2col (``_im2col``/``_col2im``).
+
+On CPU in float32 with stride 1, one group and padding within the kernel's reach (p ≤ d·(k − 1): every 'same'
+and 'valid' layer), the same three products run as direct convolutions in C (``_NativeConv``,
+``_conv_kernels.c``): no column matrix at all, each output tile of pixels × channels kept in vector registers
+while it sums over taps and input channels of a padded NHWC copy of x. dX is the forward convolution of dY
+padded by d·(k − 1) − p with the kernel flipped and its channel axes swapped (the transposed convolution above,
+written as a correlation), and dW the sum over pixels of x·dY per tap. ``NNLAB_OPS_KERNEL=torch`` or no C
+compiler keeps the matrix-product code.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from nnlab.ops import _native
 from nnlab.ops._common import IntOrPair, OpInputError, pair
 
 
@@ -147,12 +156,128 @@ class _RowShiftConv:
         return dx, dweight
 
 
+def _native_takes(x, weight, bias, stride, padding, dilation, groups) -> bool:
+    """Whether ``_NativeConv`` computes this convolution (else the matrix-product code does)."""
+    if stride != (1, 1) or groups != 1 or x.device.type != "cpu" or x.numel() == 0 or weight.numel() == 0:
+        return False
+    if any(t is not None and t.dtype != torch.float32 for t in (x, weight, bias)):
+        return False
+    kh, kw = weight.shape[-2:]
+    # Wider padding would crop dY for the transposed convolution; such layers keep the matrix products.
+    if padding[0] > dilation[0] * (kh - 1) or padding[1] > dilation[1] * (kw - 1):
+        return False
+    return _native.load_conv() is not None
+
+
+def _channel_pad(n: int) -> int:
+    lanes = _native.conv_lanes()
+    return -(-n // lanes) * lanes
+
+
+def _to_padded_nhwc(t: torch.Tensor, pad: tuple[int, int], channels: int) -> torch.Tensor:
+    """(N, C, H, W) of any strides -> (N, H + 2·pt, W + 2·pl, channels) contiguous: zero border (cropped where a
+    pad is negative), zero channels past C. One pass in C, split by rows."""
+    N, C, H, W = t.shape
+    pt, pl = pad
+    Hp, Wp = H + 2 * pt, W + 2 * pl
+    out = t.new_empty(N, Hp, Wp, channels)
+    args = (t.data_ptr(), *t.stride(), C, H, W, out.data_ptr(), Hp, Wp, channels, pt, pl)
+    _native.parallel(_native.load_conv().pad_nhwc_f32, args, N * Hp, out.numel())
+    return out
+
+
+def _conv_rows(xp, channels, w_packed, bias_packed, out, k, dilation) -> None:
+    """out (N, O, Ho, Wo, any strides) = the stride-1 correlation of the padded NHWC ``xp`` (its first
+    ``channels`` channels) with ``w_packed`` (kh, kw, channels, Op) plus ``bias_packed`` (Op) or nothing."""
+    N, Hp, Wp, xs = xp.shape
+    _, O, Ho, Wo = out.shape
+    Op = w_packed.shape[-1]
+    b = None if bias_packed is None else bias_packed.data_ptr()
+    sN, sC, sH, sW = out.stride()
+    args = (xp.data_ptr(), Hp, Wp, xs, channels, w_packed.data_ptr(), Op, O, b, *k, *dilation, out.data_ptr())
+    work = N * Ho * Wo * O * channels * k[0] * k[1]
+    _native.parallel(_native.load_conv().conv_rows_f32, (*args, Ho, Wo, sN, sC, sH, sW), N * Ho, work)
+
+
+class _NativeConv:
+    """The stride-1 products of the module docstring as direct convolutions in C, float32 (``_conv_kernels.c``).
+
+    Tensors: xp, x padded by p in NHWC (saved for dW); dyp, dY padded by d·(k − 1) − p in NHWC with Op channels
+    (O rounded up to the vector width, zeros past O); weights packed as (kh, kw, Cin, Cout) with Cout padded
+    likewise, the flipped and channel-swapped one for dX. y and dx come out in x's memory format.
+    """
+
+    @staticmethod
+    def forward(x, weight, bias, padding, dilation):
+        N, C, H, W = x.shape
+        O, _, kh, kw = weight.shape
+        (ph, pw), (dh, dw) = padding, dilation
+        xp = _to_padded_nhwc(x.detach(), (ph, pw), C)
+        Op = _channel_pad(O)
+        wp = weight.new_zeros(kh, kw, C, Op)
+        wp[..., :O] = weight.detach().permute(2, 3, 1, 0)
+        bp = None
+        if bias is not None:
+            bp = bias.new_zeros(Op)
+            bp[:O] = bias.detach()
+        Ho, Wo = H + 2 * ph - dh * (kh - 1), W + 2 * pw - dw * (kw - 1)
+        y = torch.empty(N, O, Ho, Wo, dtype=x.dtype, memory_format=_out_format(x))
+        _conv_rows(xp, C, wp, bp, y, (kh, kw), dilation)
+        return y, xp
+
+    @staticmethod
+    def backward(dy, xp, weight, x_shape, x_format, padding, dilation, need_x, need_w, need_b):
+        N, C, _, _ = x_shape
+        O, _, kh, kw = weight.shape
+        (ph, pw), (dh, dw) = padding, dilation
+        Ho, Wo = dy.shape[-2:]
+        qt, ql = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+        Op = _channel_pad(O)
+        dyp = _to_padded_nhwc(dy, (qt, ql), Op)
+        dx = dweight = dbias = None
+        if need_x:
+            # dX = dY ⋆ w with w flipped in (u, v) and (o, c) swapped: w_t[u', v', o, c] = w[o, c, kh-1-u', kw-1-v'].
+            Cp = _channel_pad(C)
+            wt = weight.new_zeros(kh, kw, O, Cp)
+            wt[..., :C] = weight.detach().flip(2, 3).permute(2, 3, 0, 1)
+            dx = torch.empty(x_shape, dtype=dy.dtype, memory_format=x_format)
+            _conv_rows(dyp, O, wt, None, dx, (kh, kw), dilation)
+        if need_w or need_b:
+            # Per-thread partial sums over disjoint output rows, added here.
+            threads = _native.threads_for(N * Ho, N * Ho * Wo * O * C * kh * kw)
+            part = dy.new_zeros(threads, kh, kw, C, Op)
+            dbpart = dy.new_zeros(threads, Op) if need_b else None
+            Hp, Wp = xp.shape[1:3]
+            Hq, Wq = dyp.shape[1:3]
+            args = (xp.data_ptr(), Hp, Wp, C, dyp.data_ptr(), Hq, Wq, Op, qt, ql, kh, kw, dh, dw, Ho, Wo)
+            ptrs = (part.data_ptr(), None if dbpart is None else dbpart.data_ptr())
+            _native.parallel_slots(_native.load_conv().conv_dw_f32, (*args, *ptrs), N * Ho, threads)
+            if need_w:
+                dweight = part.sum(0)[..., :O].permute(3, 2, 0, 1).contiguous()
+            if need_b:
+                dbias = dbpart.sum(0)[:O]
+        return dx, dweight, dbias
+
+
+def _out_format(x: torch.Tensor) -> torch.memory_format:
+    """F.conv2d's choice: channels-last output for a channels-last input, contiguous otherwise."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class Conv2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         N, Cin, H, W = x.shape
         Cout, cin_g, kh, kw = weight.shape
         ctx.conf = (x.shape, stride, padding, dilation, groups, bias is not None)
+        ctx.native = _native_takes(x, weight, bias, stride, padding, dilation, groups)
+        if ctx.native:
+            y, xp = _NativeConv.forward(x, weight, bias, padding, dilation)
+            ctx.x_format = _out_format(x)
+            ctx.save_for_backward(xp, weight)
+            return y
         ctx.rows = stride[0] == 1 and groups == 1
         if ctx.rows:
             y, xrow = _RowShiftConv.forward(x, weight, bias, stride, padding, dilation)
@@ -178,6 +303,11 @@ class Conv2dFunction(torch.autograd.Function):
         saved, weight = ctx.saved_tensors
         shape, stride, padding, dilation, groups, has_bias = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if ctx.native:
+            need_b = need_b and has_bias
+            needs = (need_x, need_w, need_b)
+            grads = _NativeConv.backward(dy, saved, weight, shape, ctx.x_format, padding, dilation, *needs)
+            return *grads, None, None, None, None
         dbias = dy.sum((0, 2, 3)) if has_bias and need_b else None
         if ctx.rows:
             dx, dweight = _RowShiftConv.backward(dy, saved, weight, shape, stride, padding, dilation, need_x, need_w)
