@@ -110,16 +110,19 @@ def test_learnable_p_through_the_kernel():
 
 
 # conv2d's direct convolution (_conv_kernels.c): (N, Cin, H, W, Cout, kernel, padding, dilation). Channel counts
-# that are not multiples of the vector width (Cout = 10, 17, 40; Cin = 3, 5, 70, which is dX's output), more than
-# one block of output-channel vectors (Cout = 80; dX of Cin = 70), 1 × 1, rectangular and dilated kernels, a
-# 5 × 5 with 'same' padding, rows shorter than a tile (W = 5, 6) and batch 1.
+# that are not multiples of the vector width (Cout = 10, 17, 40; Cin = 3, 5, 20, 70, which is dX's output), more
+# than one block of output-channel vectors (Cout = 80; dX of Cin = 70), 1 × 1, rectangular and dilated kernels, a
+# 5 × 5, rows shorter than a tile (W = 5, 6) and batch 1; rows of 16 or more contiguous pixels with 16 or more
+# channels take the blocked transpose into NHWC, with remainders (W = 19, C = 20); the last case is large enough
+# that two threads share the padding copy too.
 CONV_CASES = [
     (1, 3, 7, 7, 10, (3, 3), (1, 1), (1, 1)),
     (2, 5, 9, 6, 17, (3, 2), (1, 0), (2, 1)),
-    (3, 20, 12, 13, 40, (1, 1), (0, 0), (1, 1)),
+    (3, 20, 12, 19, 40, (1, 1), (0, 0), (1, 1)),
     (2, 16, 11, 9, 80, (5, 5), (2, 2), (1, 1)),
     (2, 70, 6, 5, 24, (3, 3), (1, 1), (1, 1)),
     (4, 32, 16, 16, 64, (3, 3), (1, 1), (1, 1)),
+    (2, 64, 48, 40, 24, (3, 3), (1, 1), (1, 1)),
 ]
 
 

@@ -18,10 +18,16 @@
 
    Vectors are GCC/Clang vector extensions, not intrinsics: the same source is a 16-float (zmm) kernel where
    AVX-512 exists and an 8- or 4-float one elsewhere, with the tile sized to the register file in each case.
-   Every function works on a half-open range [r0, r1) of output rows (n, i), so Python threads (ctypes releases
-   the GIL) split the work without locks; conv_dw writes per-thread partial sums (slot). */
+   Work sharing: Python threads (ctypes releases the GIL) call the same function, and each takes the next `grain`
+   rows (output rows (n, i), or padded rows) from a shared counter until none are left, instead of a fixed half:
+   on a shared machine a thread that the OS delays, or that starts late behind a spinning OpenMP worker of torch,
+   then leaves its rows to the others rather than making them wait for it at the end. The rows are disjoint, so no
+   locks; conv_dw writes per-thread partial sums (slot). */
 #include <stdint.h>
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #if defined(__AVX512F__)
 #define VL 16
@@ -47,6 +53,13 @@ static inline vf ld(const float* p) {
 static inline void st(float* p, vf v) { memcpy(p, &v, sizeof v); }
 
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* The next rows [*a, *b) of [0, total) for this thread, 0 when all are taken. */
+static inline int take_rows(int64_t* next, int64_t grain, int64_t total, int64_t* a, int64_t* b) {
+  *a = __atomic_fetch_add(next, grain, __ATOMIC_RELAXED);
+  *b = min64(*a + grain, total);
+  return *a < total;
+}
 
 /* The largest tile of B vectors the registers hold, at most PMAX rows. */
 static inline int pmax_for(int B) {
@@ -167,77 +180,138 @@ void conv_lanes(int64_t* out) { *out = VL; }
 
 /* ------------------------------------------------------------------------------------ layout copies */
 
+#ifdef __AVX512F__
+/* out[s·os + c] = in[c·is + s] for a 16 × 16 block: loads and stores stay whole vectors, the shuffles sort the
+   lanes (the scalar way reads one float per cache line of 16 planes 4 KB apart, which the L1 sets cannot hold). */
+static void transpose16(const float* in, int64_t is, float* out, int64_t os) {
+  __m512 r[16], t[16];
+  for (int k = 0; k < 16; ++k) r[k] = _mm512_loadu_ps(in + k * is);
+  for (int k = 0; k < 16; k += 2) {
+    t[k] = _mm512_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm512_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 16; k += 4) {
+    r[k] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[k]), _mm512_castps_pd(t[k + 2])));
+    r[k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[k]), _mm512_castps_pd(t[k + 2])));
+    r[k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[k + 1]), _mm512_castps_pd(t[k + 3])));
+    r[k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[k + 1]), _mm512_castps_pd(t[k + 3])));
+  }
+  /* r[4q + m] now holds, in each 128-bit lane L, element m of the 4-row group q at column 4L..4L+3: gather the
+     lanes (four 128-bit blocks from groups 0-3) in two rounds of 128-bit shuffles */
+  for (int m = 0; m < 4; ++m) {
+    t[m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x88);      /* lanes 0, 2 of group 0 | lanes 0, 2 of group 1 */
+    t[4 + m] = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xdd);  /* lanes 1, 3 */
+    t[8 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x88);
+    t[12 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
+  }
+  for (int m = 0; m < 4; ++m) {
+    _mm512_storeu_ps(out + (m)*os, _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88));
+    _mm512_storeu_ps(out + (4 + m) * os, _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0x88));
+    _mm512_storeu_ps(out + (8 + m) * os, _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd));
+    _mm512_storeu_ps(out + (12 + m) * os, _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0xdd));
+  }
+}
+#endif
+
+/* Destination bytes transposed per group of rows: long runs of each source plane (about 30 rows of a 32 × 32
+   map at 64 channels) for the prefetchers, destination and source still within a 1 MB L2. Of 16 KB to 512 KB,
+   256 KB was fastest on Zen 4 (2.9 ms for (64, 64, 32, 32), against 5.3 ms at 16 KB and 1.2 ms for a memcpy). */
+#define PAD_GROUP_BYTES (256 * 1024)
+
 /* dst[n, r, s, c] = src[n, c, r - pt, s - pl] inside the source, 0 elsewhere (the zero padding, and channels
-   C..Cp-1, which let the kernels load whole vectors): dst is (N, Hp, Wp, Cp) contiguous, rows [r0, r1) of N·Hp.
-   src has any strides (contiguous or channels-last), so one pass both pads and converts to NHWC. pt/pl may be
-   negative (a crop). */
+   C..Cp-1, which let the kernels load whole vectors): dst is (N, Hp, Wp, Cp) contiguous, taken by rows of N·Hp.
+   src has any strides (contiguous, channels-last, or the stride-0 dY of a sum), so one pass both pads and
+   converts to NHWC. pt/pl may be negative (a crop). */
 void pad_nhwc_f32(const float* src, int64_t sN, int64_t sC, int64_t sH, int64_t sW, int64_t C, int64_t H,
-                  int64_t W, float* dst, int64_t Hp, int64_t Wp, int64_t Cp, int64_t pt, int64_t pl, int64_t r0,
-                  int64_t r1) {
+                  int64_t W, float* dst, int64_t Hp, int64_t Wp, int64_t Cp, int64_t pt, int64_t pl, int64_t* next,
+                  int64_t grain, int64_t total) {
   const int64_t s0 = pl > 0 ? pl : 0, s1 = min64(Wp, W + pl); /* dst columns that come from the source */
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / Hp, h = r % Hp - pt;
-    float* d = dst + r * Wp * Cp;
-    if (h < 0 || h >= H || s1 <= s0) {
-      memset(d, 0, (size_t)(Wp * Cp) * sizeof(float));
-      continue;
-    }
-    memset(d, 0, (size_t)(s0 * Cp) * sizeof(float));
-    memset(d + s1 * Cp, 0, (size_t)((Wp - s1) * Cp) * sizeof(float));
-    const float* srow = src + n * sN + h * sH + (s0 - pl) * sW;
-    if (sC == 1) {
-      for (int64_t s = s0; s < s1; ++s) {
-        memcpy(d + s * Cp, srow + (s - s0) * sW, (size_t)C * sizeof(float));
-        memset(d + s * Cp + C, 0, (size_t)(Cp - C) * sizeof(float));
+  /* Planar sources: pixels [s0, sv) and channels [0, cv) of every row go through 16 × 16 vector transposes, the
+     rest element by element. */
+  int64_t sv = s0, cv = 0;
+#ifdef __AVX512F__
+  if (sC != 1 && sW == 1 && C >= 16) {
+    sv = s0 + (s1 - s0) / 16 * 16;
+    cv = C / 16 * 16;
+  }
+#endif
+  for (int64_t r0, r1; take_rows(next, grain, total, &r0, &r1);) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / Hp, h = r % Hp - pt;
+      float* d = dst + r * Wp * Cp;
+      if (h < 0 || h >= H || s1 <= s0) {
+        memset(d, 0, (size_t)(Wp * Cp) * sizeof(float));
+        continue;
       }
-    } else {
-      /* a transpose: each pixel reads C source rows, whose cache lines the next pixels reuse */
+      memset(d, 0, (size_t)(s0 * Cp) * sizeof(float));
+      memset(d + s1 * Cp, 0, (size_t)((Wp - s1) * Cp) * sizeof(float));
+      const float* srow = src + n * sN + h * sH + (s0 - pl) * sW;
       for (int64_t s = s0; s < s1; ++s) {
         float* dp = d + s * Cp;
         const float* sp = srow + (s - s0) * sW;
-        for (int64_t c = 0; c < C; ++c) dp[c] = sp[c * sC];
-        for (int64_t c = C; c < Cp; ++c) dp[c] = 0;
+        if (sC == 1) {
+          memcpy(dp, sp, (size_t)C * sizeof(float));
+        } else {
+          for (int64_t c = s < sv ? cv : 0; c < C; ++c) dp[c] = sp[c * sC];
+        }
+        memset(dp + C, 0, (size_t)(Cp - C) * sizeof(float));
       }
     }
+#ifdef __AVX512F__
+    /* Channel blocks outside the rows of a cache-sized group: the 16 source planes of a block are read row after
+       row, each a sequential stream, where pixel-major order would touch every plane (a page each, 4 KB apart)
+       once per 16 pixels; the group's destination rows stay in cache for all channel blocks. */
+    const int64_t group = 1 + PAD_GROUP_BYTES / (int64_t)(Wp * Cp * sizeof(float));
+    for (int64_t g0 = r0; g0 < r1; g0 += group)
+      for (int64_t c = 0; c < cv; c += 16)
+        for (int64_t r = g0; r < min64(g0 + group, r1); ++r) {
+          const int64_t n = r / Hp, h = r % Hp - pt;
+          if (h < 0 || h >= H) continue;
+          const float* srow = src + n * sN + h * sH + (s0 - pl) + c * sC;
+          float* d = dst + r * Wp * Cp + c;
+          for (int64_t s = s0; s < sv; s += 16) transpose16(srow + (s - s0), sC, d + s * Cp, Cp);
+        }
+#endif
   }
 }
 
 /* ------------------------------------------------------------------------------ forward and dX products */
 
 /* y[n, o, i, j] (strides ysN, ysC, ysH, ysW) = bias[o] + Σ_{u, v, c} xp[n, i + u·dh, j + v·dw, c] · w[u, v, c, o]
-   for output rows (n, i) in [r0, r1) of N·Ho and every j < Wo, o < O. xp: (N, Hp, Wp, ·) with pixel stride xs
-   and C channels read; w: (kh, kw, C, Op) with Op = O rounded up to VL and zeros past O; bias: Op values or
-   NULL. */
+   for output rows (n, i) of N·Ho (taken from the counter) and every j < Wo, o < O. xp: (N, Hp, Wp, ·) with
+   pixel stride xs and C channels read; w: (kh, kw, C, Op) with Op = O rounded up to VL and zeros past O; bias: Op
+   values or NULL. */
 void conv_rows_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t xs, int64_t C, const float* w, int64_t Op,
                    int64_t O, const float* bias, int64_t kh, int64_t kw, int64_t dh, int64_t dw, float* y,
-                   int64_t Ho, int64_t Wo, int64_t ysN, int64_t ysC, int64_t ysH, int64_t ysW, int64_t r0,
-                   int64_t r1) {
+                   int64_t Ho, int64_t Wo, int64_t ysN, int64_t ysC, int64_t ysH, int64_t ysW, int64_t* next,
+                   int64_t grain, int64_t total) {
   int64_t toff[kh * kw];
   for (int64_t u = 0; u < kh; ++u)
     for (int64_t v = 0; v < kw; ++v) toff[u * kw + v] = (u * dh * Wp + v * dw) * xs;
   const int64_t nv = Op / VL, nb = blocks_of(nv);
   float buf[PMAX * BMAX * VL];
-  for (int64_t ob = 0; ob < nb; ++ob) { /* outermost: one block's weights stay in cache for the whole range */
-    const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;
-    const int64_t nlanes = min64(O - o0, B * VL);
-    const int64_t P = pmax_for((int)B), nt = tiles_of(Wo, P);
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / Ho, i = r % Ho;
-      const float* xrow = xp + ((n * Hp + i) * Wp) * xs;
-      float* yrow = y + n * ysN + i * ysH + o0 * ysC;
-      for (int64_t k = 0; k < nt; ++k) {
-        const int64_t j0 = tile_start(k, Wo, nt), pj = tile_start(k + 1, Wo, nt) - j0;
-        CONV_TILES[B - 1][pj - 1](xrow + j0 * xs, xs, toff, kh * kw, C, w + o0, Op, bias ? bias + o0 : NULL, buf);
-        float* yt = yrow + j0 * ysW;
-        if (ysC == 1) { /* channels-last: each pixel's channels are contiguous */
-          for (int64_t p = 0; p < pj; ++p) memcpy(yt + p * ysW, buf + p * B * VL, (size_t)nlanes * sizeof(float));
-        } else {
-          for (int64_t o = 0; o < nlanes; ++o)
-            for (int64_t p = 0; p < pj; ++p) yt[o * ysC + p * ysW] = buf[p * B * VL + o];
+  for (int64_t r0, r1; take_rows(next, grain, total, &r0, &r1);)
+    for (int64_t ob = 0; ob < nb; ++ob) { /* outside the rows: one block's weights stay in cache for all of them */
+      const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;
+      const int64_t nlanes = min64(O - o0, B * VL);
+      const int64_t P = pmax_for((int)B), nt = tiles_of(Wo, P);
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t n = r / Ho, i = r % Ho;
+        const float* xrow = xp + ((n * Hp + i) * Wp) * xs;
+        float* yrow = y + n * ysN + i * ysH + o0 * ysC;
+        for (int64_t k = 0; k < nt; ++k) {
+          const int64_t j0 = tile_start(k, Wo, nt), pj = tile_start(k + 1, Wo, nt) - j0;
+          CONV_TILES[B - 1][pj - 1](xrow + j0 * xs, xs, toff, kh * kw, C, w + o0, Op, bias ? bias + o0 : NULL, buf);
+          float* yt = yrow + j0 * ysW;
+          if (ysC == 1) { /* channels-last: each pixel's channels are contiguous */
+            for (int64_t p = 0; p < pj; ++p) memcpy(yt + p * ysW, buf + p * B * VL, (size_t)nlanes * sizeof(float));
+          } else {
+            for (int64_t o = 0; o < nlanes; ++o)
+              for (int64_t p = 0; p < pj; ++p) yt[o * ysC + p * ysW] = buf[p * B * VL + o];
+          }
         }
       }
     }
-  }
 }
 
 /* ------------------------------------------------------------------------------------------ dW and db */
@@ -246,38 +320,40 @@ void conv_rows_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t xs, int64_t 
    enough that the chunk of dY (pixels × Op floats) is reread from L1/L2 by every (tap, channel block). */
 #define DW_CHUNK 128
 
-/* part[slot][u][v][c][o] += Σ xp[n, i + u·dh, j + v·dw, c] · gp[n, i + qt, j + ql, o] over output rows (n, i) in
-   [r0, r1) of N·Ho and j < Wo; dbpart[slot][o] += Σ gp[n, i + qt, j + ql, o] when dbpart is not NULL. xp: (N, Hp,
-   Wp, C); gp: dY inside a (N, Hq, Wq, Op) buffer at offset (qt, ql), zeros in channels O..Op-1; part: zeroed by
-   the caller, (slots, kh, kw, C, Op). */
+/* part[slot][u][v][c][o] += Σ xp[n, i + u·dh, j + v·dw, c] · gp[n, i + qt, j + ql, o] over output rows (n, i)
+   of N·Ho (taken from the counter) and j < Wo; dbpart[slot][o] += Σ gp[n, i + qt, j + ql, o] when dbpart is not
+   NULL. xp: (N, Hp, Wp, C); gp: dY inside a (N, Hq, Wq, Op) buffer at offset (qt, ql), zeros in channels O..Op-1;
+   part: zeroed by the caller, (slots, kh, kw, C, Op). */
 void conv_dw_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t C, const float* gp, int64_t Hq, int64_t Wq,
                  int64_t Op, int64_t qt, int64_t ql, int64_t kh, int64_t kw, int64_t dh, int64_t dw, int64_t Ho,
-                 int64_t Wo, float* part, float* dbpart, int64_t slot, int64_t r0, int64_t r1) {
+                 int64_t Wo, float* part, float* dbpart, int64_t slot, int64_t* next, int64_t grain,
+                 int64_t total) {
   float* acc = part + slot * kh * kw * C * Op;
   const int64_t nv = Op / VL, nb = blocks_of(nv);
   const int64_t chunk = Wo >= DW_CHUNK ? 1 : DW_CHUNK / Wo;
-  for (int64_t r = r0; r < r1;) {
-    const int64_t n = r / Ho, i = r % Ho, rows = min64(min64(chunk, Ho - i), r1 - r);
-    const float* g = gp + ((n * Hq + i + qt) * Wq + ql) * Op;
-    if (dbpart) {
-      float* db = dbpart + slot * Op;
-      for (int64_t q = 0; q < rows; ++q)
-        for (int64_t j = 0; j < Wo; ++j)
-          for (int64_t v = 0; v < nv; ++v) st(db + v * VL, ld(db + v * VL) + ld(g + (q * Wq + j) * Op + v * VL));
-    }
-    for (int64_t ob = 0; ob < nb; ++ob) {
-      const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;
-      const int64_t P = pmax_for((int)B), nt = tiles_of(C, P);
-      for (int64_t u = 0; u < kh; ++u)
-        for (int64_t v = 0; v < kw; ++v) {
-          const float* x = xp + ((n * Hp + i + u * dh) * Wp + v * dw) * C;
-          float* a = acc + (u * kw + v) * C * Op + o0;
-          for (int64_t k = 0; k < nt; ++k) {
-            const int64_t c0 = tile_start(k, C, nt), pc = tile_start(k + 1, C, nt) - c0;
-            DW_TILES[B - 1][pc - 1](x + c0, Wp * C, C, g + o0, Wq * Op, Op, rows, Wo, a + c0 * Op, Op);
+  for (int64_t r0, r1; take_rows(next, grain, total, &r0, &r1);)
+    for (int64_t r = r0; r < r1;) {
+      const int64_t n = r / Ho, i = r % Ho, rows = min64(min64(chunk, Ho - i), r1 - r);
+      const float* g = gp + ((n * Hq + i + qt) * Wq + ql) * Op;
+      if (dbpart) {
+        float* db = dbpart + slot * Op;
+        for (int64_t q = 0; q < rows; ++q)
+          for (int64_t j = 0; j < Wo; ++j)
+            for (int64_t v = 0; v < nv; ++v) st(db + v * VL, ld(db + v * VL) + ld(g + (q * Wq + j) * Op + v * VL));
+      }
+      for (int64_t ob = 0; ob < nb; ++ob) {
+        const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;
+        const int64_t P = pmax_for((int)B), nt = tiles_of(C, P);
+        for (int64_t u = 0; u < kh; ++u)
+          for (int64_t v = 0; v < kw; ++v) {
+            const float* x = xp + ((n * Hp + i + u * dh) * Wp + v * dw) * C;
+            float* a = acc + (u * kw + v) * C * Op + o0;
+            for (int64_t k = 0; k < nt; ++k) {
+              const int64_t c0 = tile_start(k, C, nt), pc = tile_start(k + 1, C, nt) - c0;
+              DW_TILES[B - 1][pc - 1](x + c0, Wp * C, C, g + o0, Wq * Op, Op, rows, Wo, a + c0 * Op, Op);
+            }
           }
-        }
+      }
+      r += rows;
     }
-    r += rows;
-  }
 }

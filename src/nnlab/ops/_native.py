@@ -52,9 +52,10 @@ for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
 _CONV_SOURCE = Path(__file__).with_name("_conv_kernels.c")
 _CONV_SIGNATURES: dict[str, list] = {
     "conv_lanes": [_P],
-    "pad_nhwc_f32": [_P, *[_I] * 7, _P, *[_I] * 7],
-    "conv_rows_f32": [_P, _I, _I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I, _P, *[_I] * 8],
-    "conv_dw_f32": [_P, _I, _I, _I, _P, *[_I] * 11, _P, _P, _I, _I, _I],
+    # the last three of each: the shared row counter, rows per take, rows in all (parallel_shared)
+    "pad_nhwc_f32": [_P, *[_I] * 7, _P, *[_I] * 5, _P, _I, _I],
+    "conv_rows_f32": [_P, _I, _I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I, _P, *[_I] * 6, _P, _I, _I],
+    "conv_dw_f32": [_P, _I, _I, _I, _P, *[_I] * 11, _P, _P, _I, _P, _I, _I],
 }
 _state = {"disabled": os.environ.get("NNLAB_OPS_KERNEL", "auto") == "torch"}
 _pool: ThreadPoolExecutor | None = None
@@ -160,5 +161,31 @@ def parallel(f: Callable, args: tuple, total: int, numel: int) -> None:
     bounds = [total * t // threads for t in range(threads + 1)]
     futures = [_pool.submit(f, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
     f(*args, bounds[0], bounds[1])  # the calling thread takes the first range
+    for fut in futures:
+        fut.result()
+
+
+# Chunks per thread in parallel_shared: enough that a thread that starts late leaves most of its share to the
+# others, few enough that taking one (an atomic add) is never seen.
+_CHUNKS_PER_THREAD = 8
+
+
+def parallel_shared(f: Callable, args: tuple, total: int, threads: int, slotted: bool = False) -> None:
+    """``f(*args, [slot,] counter, grain, total)`` on ``threads`` threads that take ``grain`` items of [0, total) at
+    a time from one shared counter (``take_rows`` in ``_conv_kernels.c``) until none are left. On a shared machine
+    a thread the OS delays, or that waits for a core behind torch's spinning OpenMP workers, then costs its last
+    chunk instead of half the op. ``slotted``: each thread also gets its index, for per-thread partial sums."""
+    global _pool
+    counter = ctypes.c_int64(0)  # alive until every call returned
+    grain = max(1, -(-total // (threads * _CHUNKS_PER_THREAD)))
+    tail = (ctypes.addressof(counter), grain, total)
+    calls = [(*args, t, *tail) if slotted else (*args, *tail) for t in range(threads)]
+    if threads <= 1:
+        f(*calls[0])
+        return
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    futures = [_pool.submit(f, *call) for call in calls[1:]]
+    f(*calls[0])
     for fut in futures:
         fut.result()

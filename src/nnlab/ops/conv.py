@@ -182,7 +182,8 @@ def _to_padded_nhwc(t: torch.Tensor, pad: tuple[int, int], channels: int) -> tor
     Hp, Wp = H + 2 * pt, W + 2 * pl
     out = t.new_empty(N, Hp, Wp, channels)
     args = (t.data_ptr(), *t.stride(), C, H, W, out.data_ptr(), Hp, Wp, channels, pt, pl)
-    _native.parallel(_native.load_conv().pad_nhwc_f32, args, N * Hp, out.numel())
+    threads = _native.threads_for(N * Hp, out.numel())
+    _native.parallel_shared(_native.load_conv().pad_nhwc_f32, args, N * Hp, threads)
     return out
 
 
@@ -195,8 +196,8 @@ def _conv_rows(xp, channels, w_packed, bias_packed, out, k, dilation) -> None:
     b = None if bias_packed is None else bias_packed.data_ptr()
     sN, sC, sH, sW = out.stride()
     args = (xp.data_ptr(), Hp, Wp, xs, channels, w_packed.data_ptr(), Op, O, b, *k, *dilation, out.data_ptr())
-    work = N * Ho * Wo * O * channels * k[0] * k[1]
-    _native.parallel(_native.load_conv().conv_rows_f32, (*args, Ho, Wo, sN, sC, sH, sW), N * Ho, work)
+    threads = _native.threads_for(N * Ho, N * Ho * Wo * O * channels * k[0] * k[1])
+    _native.parallel_shared(_native.load_conv().conv_rows_f32, (*args, Ho, Wo, sN, sC, sH, sW), N * Ho, threads)
 
 
 class _NativeConv:
@@ -251,7 +252,7 @@ class _NativeConv:
             Hq, Wq = dyp.shape[1:3]
             args = (xp.data_ptr(), Hp, Wp, C, dyp.data_ptr(), Hq, Wq, Op, qt, ql, kh, kw, dh, dw, Ho, Wo)
             ptrs = (part.data_ptr(), None if dbpart is None else dbpart.data_ptr())
-            _native.parallel_slots(_native.load_conv().conv_dw_f32, (*args, *ptrs), N * Ho, threads)
+            _native.parallel_shared(_native.load_conv().conv_dw_f32, (*args, *ptrs), N * Ho, threads, slotted=True)
             if need_w:
                 dweight = part.sum(0)[..., :O].permute(3, 2, 0, 1).contiguous()
             if need_b:
