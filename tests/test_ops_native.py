@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from _ops_helpers import TOL, _one_thread, channels_last  # noqa: F401 (autouse fixture)
 
 from nnlab import ops
@@ -143,7 +144,7 @@ def _conv_error_bounds(x, w, b, g, padding, dilation):
     its gradients under |g| give the dX and dW sums, Σ|g| the db sum."""
     xa, wa = x.detach().double().abs().requires_grad_(), w.detach().double().abs().requires_grad_()
     ba = None if b is None else b.detach().double().abs()
-    ya = torch.nn.functional.conv2d(xa, wa, ba, padding=padding, dilation=dilation)
+    ya = F.conv2d(xa, wa, ba, padding=padding, dilation=dilation)
     dxa, dwa = torch.autograd.grad(ya, (xa, wa), g.double().abs())
     O, C, kh, kw = w.shape
     N, _, Ho, Wo = ya.shape
@@ -176,7 +177,7 @@ def test_conv2d_kernel_against_torch_path_and_float64_conv(case, layout, threads
     xs = [t.detach().clone().requires_grad_() for t in inputs]
     ours = [fn(*xs), *torch.autograd.grad(fn(*xs), xs, g)]
     ref64 = [t.detach().double().requires_grad_() for t in inputs]
-    yr = torch.nn.functional.conv2d(ref64[0], ref64[1], ref64[2] if b is not None else None, padding=p, dilation=d)
+    yr = F.conv2d(ref64[0], ref64[1], ref64[2] if b is not None else None, padding=p, dilation=d)
     refs = [yr, *torch.autograd.grad(yr, ref64, g.double())]
     for i, (a, r, bound) in enumerate(zip(ours, refs, _conv_error_bounds(x, w, b, g, p, d))):
         err = (a.double() - r).abs()
@@ -199,3 +200,16 @@ def test_conv2d_kernel_leaves_other_cases_to_the_torch_code(dtype, stride, paddi
     test_ops_conv.py against torch)."""
     x, w = torch.randn(2, 4, 8, 8, dtype=dtype), torch.randn(4, 4 // groups, 3, 3, dtype=dtype)
     assert not conv_ops._native_takes(x, w, None, (stride, stride), (padding, padding), (1, 1), groups)
+
+
+def test_conv2d_kernel_never_calls_torch_convolution(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("torch convolution called")
+
+    for name in ("conv2d", "convolution", "conv_transpose2d"):
+        monkeypatch.setattr(torch, name, boom, raising=False)
+        monkeypatch.setattr(F, name, boom, raising=False)
+    x, w, b = _conv_inputs(CONV_CASES[0], "contiguous")
+    assert conv_ops._native_takes(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    ops.conv2d(x, w, b, padding=1).sum().backward()
+    assert x.grad is not None and w.grad is not None and b.grad is not None
