@@ -102,18 +102,22 @@ static inline __attribute__((always_inline)) void conv_tile(const int P, const i
     for (int b = 0; b < B; ++b) st(out + (p * B + b) * VL, acc[p][b]);
 }
 
-/* acc[p][b·VL + l] += Σ_{r < rows, j < n} x[r·xr + j·xs + p] · g[r·gr + j·gs + b·VL + l]: the dW tile, P input
-   channels × B vectors of output channels, accumulated in place over rows × n pixels. */
+/* acc[p][b·VL + l] += Σ_{r < rows, j < n} x[r·xr + j·xs + off[p]] · g[r·gr + j·gs + b·VL + l]: the dW tile, P
+   (tap, input channel) pairs × B vectors of output channels, accumulated in place over rows × n pixels. Rows of
+   the tile may come from different taps (off), so a layer with few input channels still fills the tile. */
 static inline __attribute__((always_inline)) void dw_tile(const int P, const int B, const float* x, int64_t xr,
-                                                          int64_t xs, const float* g, int64_t gr, int64_t gs,
-                                                          int64_t rows, int64_t n, float* accm, int64_t lda) {
+                                                          int64_t xs, const int64_t* off, const float* g,
+                                                          int64_t gr, int64_t gs, int64_t rows, int64_t n,
+                                                          float* accm, int64_t lda) {
   vf acc[PMAX][BMAX];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
     for (int b = 0; b < B; ++b) acc[p][b] = ld(accm + p * lda + b * VL);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* xrow = x + r * xr;
+    const float* xrow[PMAX];
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) xrow[p] = x + r * xr + off[p];
     const float* grow = g + r * gr;
     for (int64_t j = 0; j < n; ++j) {
       vf gv[BMAX];
@@ -121,7 +125,7 @@ static inline __attribute__((always_inline)) void dw_tile(const int P, const int
       for (int b = 0; b < B; ++b) gv[b] = ld(grow + j * gs + b * VL);
 #pragma GCC unroll 16
       for (int p = 0; p < P; ++p) {
-        const float xv = xrow[j * xs + p];
+        const float xv = xrow[p][j * xs];
 #pragma GCC unroll 4
         for (int b = 0; b < B; ++b) acc[p][b] += gv[b] * xv;
       }
@@ -137,17 +141,17 @@ static inline __attribute__((always_inline)) void dw_tile(const int P, const int
    compile-time constants inside. */
 typedef void (*conv_tile_fn)(const float*, int64_t, const int64_t*, int64_t, int64_t, const float*, int64_t,
                              const float*, float*);
-typedef void (*dw_tile_fn)(const float*, int64_t, int64_t, const float*, int64_t, int64_t, int64_t, int64_t, float*,
-                           int64_t);
+typedef void (*dw_tile_fn)(const float*, int64_t, int64_t, const int64_t*, const float*, int64_t, int64_t, int64_t,
+                           int64_t, float*, int64_t);
 
 #define TILES(P, B)                                                                                              \
   static void conv_tile_##P##_##B(const float* x, int64_t xs, const int64_t* toff, int64_t ntaps, int64_t C,   \
                                   const float* w, int64_t ws, const float* init, float* out) {                 \
     conv_tile(P, B, x, xs, toff, ntaps, C, w, ws, init, out);                                                  \
   }                                                                                                            \
-  static void dw_tile_##P##_##B(const float* x, int64_t xr, int64_t xs, const float* g, int64_t gr, int64_t gs, \
-                                int64_t rows, int64_t n, float* accm, int64_t lda) {                            \
-    dw_tile(P, B, x, xr, xs, g, gr, gs, rows, n, accm, lda);                                                   \
+  static void dw_tile_##P##_##B(const float* x, int64_t xr, int64_t xs, const int64_t* off, const float* g,      \
+                                int64_t gr, int64_t gs, int64_t rows, int64_t n, float* accm, int64_t lda) {    \
+    dw_tile(P, B, x, xr, xs, off, g, gr, gs, rows, n, accm, lda);                                              \
   }
 #define TILES_B(B)                                                                                               \
   TILES(1, B) TILES(2, B) TILES(3, B) TILES(4, B) TILES(5, B) TILES(6, B) TILES(7, B) TILES(8, B) TILES(9, B) \
@@ -277,39 +281,55 @@ void pad_nhwc_f32(const float* src, int64_t sN, int64_t sC, int64_t sH, int64_t 
 
 /* ------------------------------------------------------------------------------ forward and dX products */
 
+/* y[o·ysC + j·ysW] = row[j·BV + o] for j < Wo, o < nlanes. */
+static void store_row(const float* row, int64_t BV, int64_t Wo, int64_t nlanes, float* y, int64_t ysC,
+                      int64_t ysW) {
+  if (ysC == 1) { /* channels-last: each pixel's channels are contiguous */
+    for (int64_t j = 0; j < Wo; ++j) memcpy(y + j * ysW, row + j * BV, (size_t)nlanes * sizeof(float));
+    return;
+  }
+  int64_t jv = 0, ov = 0; /* pixels [0, jv) × channels [0, ov) go by vector transposes, the rest one by one */
+#ifdef __AVX512F__
+  if (ysW == 1) {
+    jv = Wo / 16 * 16;
+    ov = nlanes / 16 * 16;
+    for (int64_t o = 0; o < ov; o += 16)
+      for (int64_t j = 0; j < jv; j += 16) transpose16(row + j * BV + o, BV, y + o * ysC + j, ysC);
+  }
+#endif
+  for (int64_t o = 0; o < nlanes; ++o)
+    for (int64_t j = o < ov ? jv : 0; j < Wo; ++j) y[o * ysC + j * ysW] = row[j * BV + o];
+}
+
 /* y[n, o, i, j] (strides ysN, ysC, ysH, ysW) = bias[o] + Σ_{u, v, c} xp[n, i + u·dh, j + v·dw, c] · w[u, v, c, o]
    for output rows (n, i) of N·Ho (taken from the counter) and every j < Wo, o < O. xp: (N, Hp, Wp, ·) with
    pixel stride xs and C channels read; w: (kh, kw, C, Op) with Op = O rounded up to VL and zeros past O; bias: Op
-   values or NULL. */
+   values or NULL; rows: Wo·Op floats of scratch per thread (slot). */
 void conv_rows_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t xs, int64_t C, const float* w, int64_t Op,
                    int64_t O, const float* bias, int64_t kh, int64_t kw, int64_t dh, int64_t dw, float* y,
-                   int64_t Ho, int64_t Wo, int64_t ysN, int64_t ysC, int64_t ysH, int64_t ysW, int64_t* next,
-                   int64_t grain, int64_t total) {
+                   int64_t Ho, int64_t Wo, int64_t ysN, int64_t ysC, int64_t ysH, int64_t ysW, float* rows,
+                   int64_t slot, int64_t* next, int64_t grain, int64_t total) {
   int64_t toff[kh * kw];
   for (int64_t u = 0; u < kh; ++u)
     for (int64_t v = 0; v < kw; ++v) toff[u * kw + v] = (u * dh * Wp + v * dw) * xs;
   const int64_t nv = Op / VL, nb = blocks_of(nv);
-  float buf[PMAX * BMAX * VL];
+  /* Tiles write a whole output row of the block, pixel-major, here; channels-last output copies each pixel's
+     channels out, planar output transposes the row (its channels are Wo floats apart). */
+  float* rowbuf = rows + slot * Wo * Op;
   for (int64_t r0, r1; take_rows(next, grain, total, &r0, &r1);)
     for (int64_t ob = 0; ob < nb; ++ob) { /* outside the rows: one block's weights stay in cache for all of them */
       const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;
-      const int64_t nlanes = min64(O - o0, B * VL);
+      const int64_t nlanes = min64(O - o0, B * VL), BV = B * VL;
       const int64_t P = pmax_for((int)B), nt = tiles_of(Wo, P);
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t n = r / Ho, i = r % Ho;
         const float* xrow = xp + ((n * Hp + i) * Wp) * xs;
-        float* yrow = y + n * ysN + i * ysH + o0 * ysC;
         for (int64_t k = 0; k < nt; ++k) {
           const int64_t j0 = tile_start(k, Wo, nt), pj = tile_start(k + 1, Wo, nt) - j0;
-          CONV_TILES[B - 1][pj - 1](xrow + j0 * xs, xs, toff, kh * kw, C, w + o0, Op, bias ? bias + o0 : NULL, buf);
-          float* yt = yrow + j0 * ysW;
-          if (ysC == 1) { /* channels-last: each pixel's channels are contiguous */
-            for (int64_t p = 0; p < pj; ++p) memcpy(yt + p * ysW, buf + p * B * VL, (size_t)nlanes * sizeof(float));
-          } else {
-            for (int64_t o = 0; o < nlanes; ++o)
-              for (int64_t p = 0; p < pj; ++p) yt[o * ysC + p * ysW] = buf[p * B * VL + o];
-          }
+          CONV_TILES[B - 1][pj - 1](xrow + j0 * xs, xs, toff, kh * kw, C, w + o0, Op, bias ? bias + o0 : NULL,
+                                    rowbuf + j0 * BV);
         }
+        store_row(rowbuf, BV, Wo, nlanes, y + n * ysN + i * ysH + o0 * ysC, ysC, ysW);
       }
     }
 }
@@ -329,7 +349,10 @@ void conv_dw_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t C, const float
                  int64_t Wo, float* part, float* dbpart, int64_t slot, int64_t* next, int64_t grain,
                  int64_t total) {
   float* acc = part + slot * kh * kw * C * Op;
-  const int64_t nv = Op / VL, nb = blocks_of(nv);
+  const int64_t nv = Op / VL, nb = blocks_of(nv), K = kh * kw * C;
+  int64_t toff[kh * kw];
+  for (int64_t u = 0; u < kh; ++u)
+    for (int64_t v = 0; v < kw; ++v) toff[u * kw + v] = (u * dh * Wp + v * dw) * C;
   const int64_t chunk = Wo >= DW_CHUNK ? 1 : DW_CHUNK / Wo;
   for (int64_t r0, r1; take_rows(next, grain, total, &r0, &r1);)
     for (int64_t r = r0; r < r1;) {
@@ -341,18 +364,16 @@ void conv_dw_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t C, const float
           for (int64_t j = 0; j < Wo; ++j)
             for (int64_t v = 0; v < nv; ++v) st(db + v * VL, ld(db + v * VL) + ld(g + (q * Wq + j) * Op + v * VL));
       }
+      const float* x = xp + (n * Hp + i) * Wp * C;
       for (int64_t ob = 0; ob < nb; ++ob) {
         const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;
-        const int64_t P = pmax_for((int)B), nt = tiles_of(C, P);
-        for (int64_t u = 0; u < kh; ++u)
-          for (int64_t v = 0; v < kw; ++v) {
-            const float* x = xp + ((n * Hp + i + u * dh) * Wp + v * dw) * C;
-            float* a = acc + (u * kw + v) * C * Op + o0;
-            for (int64_t k = 0; k < nt; ++k) {
-              const int64_t c0 = tile_start(k, C, nt), pc = tile_start(k + 1, C, nt) - c0;
-              DW_TILES[B - 1][pc - 1](x + c0, Wp * C, C, g + o0, Wq * Op, Op, rows, Wo, a + c0 * Op, Op);
-            }
-          }
+        const int64_t P = pmax_for((int)B), nt = tiles_of(K, P);
+        for (int64_t t = 0; t < nt; ++t) { /* rows k = (u·kw + v)·C + c of dW, as laid out in part */
+          const int64_t k0 = tile_start(t, K, nt), pk = tile_start(t + 1, K, nt) - k0;
+          int64_t off[PMAX];
+          for (int64_t p = 0; p < pk; ++p) off[p] = toff[(k0 + p) / C] + (k0 + p) % C;
+          DW_TILES[B - 1][pk - 1](x, Wp * C, C, off, g + o0, Wq * Op, Op, rows, Wo, acc + k0 * Op + o0, Op);
+        }
       }
       r += rows;
     }

@@ -52,9 +52,10 @@ for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
 _CONV_SOURCE = Path(__file__).with_name("_conv_kernels.c")
 _CONV_SIGNATURES: dict[str, list] = {
     "conv_lanes": [_P],
-    # the last three of each: the shared row counter, rows per take, rows in all (parallel_shared)
+    # the last three of each: the shared row counter, rows per take, rows in all (parallel_shared); conv_rows and
+    # conv_dw also take the thread's slot before them
     "pad_nhwc_f32": [_P, *[_I] * 7, _P, *[_I] * 5, _P, _I, _I],
-    "conv_rows_f32": [_P, _I, _I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I, _P, *[_I] * 6, _P, _I, _I],
+    "conv_rows_f32": [_P, _I, _I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I, _P, *[_I] * 6, _P, _I, _P, _I, _I],
     "conv_dw_f32": [_P, _I, _I, _I, _P, *[_I] * 11, _P, _P, _I, _P, _I, _I],
 }
 _state = {"disabled": os.environ.get("NNLAB_OPS_KERNEL", "auto") == "torch"}

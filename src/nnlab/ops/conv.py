@@ -197,7 +197,9 @@ def _conv_rows(xp, channels, w_packed, bias_packed, out, k, dilation) -> None:
     sN, sC, sH, sW = out.stride()
     args = (xp.data_ptr(), Hp, Wp, xs, channels, w_packed.data_ptr(), Op, O, b, *k, *dilation, out.data_ptr())
     threads = _native.threads_for(N * Ho, N * Ho * Wo * O * channels * k[0] * k[1])
-    _native.parallel_shared(_native.load_conv().conv_rows_f32, (*args, Ho, Wo, sN, sC, sH, sW), N * Ho, threads)
+    rows = xp.new_empty(threads, Wo * Op)  # each thread's output row before it goes to out's layout
+    args = (*args, Ho, Wo, sN, sC, sH, sW, rows.data_ptr())
+    _native.parallel_shared(_native.load_conv().conv_rows_f32, args, N * Ho, threads, slotted=True)
 
 
 class _NativeConv:
