@@ -335,7 +335,9 @@ def main() -> None:
         "torch": torch.__version__,
         "dtype": "float32",
         "device": a.device,
-        "ours_cpu_path": "native C loops (_kernels.c)" if _native.load() is not None else "torch primitives",
+        "ours_cpu_path": "native C loops (_kernels.c, _conv_kernels.c)"
+        if _native.load() is not None
+        else "torch primitives",
         "ours_cuda_path": "torch primitives (the C loops are CPU-only)",
         "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),

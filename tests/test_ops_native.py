@@ -213,3 +213,17 @@ def test_conv2d_kernel_never_calls_torch_convolution(monkeypatch):
     assert conv_ops._native_takes(x, w, b, (1, 1), (1, 1), (1, 1), 1)
     ops.conv2d(x, w, b, padding=1).sum().backward()
     assert x.grad is not None and w.grad is not None and b.grad is not None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_kernel_stacked_layers_share_scratch(threads):
+    """Two layers of different sizes in one graph: each backward reuses the thread's scratch for its padded dY."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 6, 20, 18, generator=g).requires_grad_()
+    w1 = (torch.randn(40, 6, 3, 3, generator=g) / 7).requires_grad_()
+    w2 = (torch.randn(5, 40, 5, 5, generator=g) / 30).requires_grad_()
+
+    def net(x, w1, w2):
+        return ops.conv2d(torch.tanh(ops.conv2d(x, w1, padding=1)), w2, padding=2)
+
+    _both(net, [x, w1, w2], threads)
