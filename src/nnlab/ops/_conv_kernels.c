@@ -185,9 +185,10 @@ void conv_lanes(int64_t* out) { *out = VL; }
 /* ------------------------------------------------------------------------------------ layout copies */
 
 #ifdef __AVX512F__
-/* out[s·os + c] = in[c·is + s] for a 16 × 16 block: loads and stores stay whole vectors, the shuffles sort the
-   lanes (the scalar way reads one float per cache line of 16 planes 4 KB apart, which the L1 sets cannot hold). */
-static void transpose16(const float* in, int64_t is, float* out, int64_t os) {
+/* out[s·os + c] = in[c·is + s] for a 16 × 16 block, rows s < rows and lanes c in cols written: loads and stores
+   stay whole vectors and the shuffles sort the lanes, where a scalar copy from planar data reads one float per
+   cache line of 16 planes 4 KB apart. */
+static void transpose16_masked(const float* in, int64_t is, float* out, int64_t os, int rows, __mmask16 cols) {
   __m512 r[16], t[16];
   for (int k = 0; k < 16; ++k) r[k] = _mm512_loadu_ps(in + k * is);
   for (int k = 0; k < 16; k += 2) {
@@ -209,11 +210,16 @@ static void transpose16(const float* in, int64_t is, float* out, int64_t os) {
     t[12 + m] = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xdd);
   }
   for (int m = 0; m < 4; ++m) {
-    _mm512_storeu_ps(out + (m)*os, _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88));
-    _mm512_storeu_ps(out + (4 + m) * os, _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0x88));
-    _mm512_storeu_ps(out + (8 + m) * os, _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd));
-    _mm512_storeu_ps(out + (12 + m) * os, _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0xdd));
+    r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
+    r[4 + m] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0x88);
+    r[8 + m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd);
+    r[12 + m] = _mm512_shuffle_f32x4(t[4 + m], t[12 + m], 0xdd);
   }
+  for (int m = 0; m < rows; ++m) _mm512_mask_storeu_ps(out + m * os, cols, r[m]);
+}
+
+static void transpose16(const float* in, int64_t is, float* out, int64_t os) {
+  transpose16_masked(in, is, out, os, 16, 0xffff);
 }
 #endif
 
@@ -281,30 +287,33 @@ void pad_nhwc_f32(const float* src, int64_t sN, int64_t sC, int64_t sH, int64_t 
 
 /* ------------------------------------------------------------------------------ forward and dX products */
 
-/* y[o·ysC + j·ysW] = row[j·BV + o] for j < Wo, o < nlanes. */
+/* y[o·ysC + j·ysW] = row[j·BV + o] for j < Wo, o < nlanes. row has room for Wo rounded up to VL pixels (a
+   transpose of the last pixels reads, and drops, whatever is past Wo). */
 static void store_row(const float* row, int64_t BV, int64_t Wo, int64_t nlanes, float* y, int64_t ysC,
                       int64_t ysW) {
   if (ysC == 1) { /* channels-last: each pixel's channels are contiguous */
     for (int64_t j = 0; j < Wo; ++j) memcpy(y + j * ysW, row + j * BV, (size_t)nlanes * sizeof(float));
     return;
   }
-  int64_t jv = 0, ov = 0; /* pixels [0, jv) × channels [0, ov) go by vector transposes, the rest one by one */
 #ifdef __AVX512F__
-  if (ysW == 1) {
-    jv = Wo / 16 * 16;
-    ov = nlanes / 16 * 16;
-    for (int64_t o = 0; o < ov; o += 16)
-      for (int64_t j = 0; j < jv; j += 16) transpose16(row + j * BV + o, BV, y + o * ysC + j, ysC);
+  if (ysW == 1) { /* planar: 16 channels × 16 pixels at a time, the last ones masked */
+    for (int64_t o = 0; o < nlanes; o += 16)
+      for (int64_t j = 0; j < Wo; j += 16) {
+        const int64_t nj = min64(16, Wo - j);
+        transpose16_masked(row + j * BV + o, BV, y + o * ysC + j, ysC, (int)min64(16, nlanes - o),
+                           (__mmask16)((1u << nj) - 1));
+      }
+    return;
   }
 #endif
   for (int64_t o = 0; o < nlanes; ++o)
-    for (int64_t j = o < ov ? jv : 0; j < Wo; ++j) y[o * ysC + j * ysW] = row[j * BV + o];
+    for (int64_t j = 0; j < Wo; ++j) y[o * ysC + j * ysW] = row[j * BV + o];
 }
 
 /* y[n, o, i, j] (strides ysN, ysC, ysH, ysW) = bias[o] + Σ_{u, v, c} xp[n, i + u·dh, j + v·dw, c] · w[u, v, c, o]
    for output rows (n, i) of N·Ho (taken from the counter) and every j < Wo, o < O. xp: (N, Hp, Wp, ·) with
    pixel stride xs and C channels read; w: (kh, kw, C, Op) with Op = O rounded up to VL and zeros past O; bias: Op
-   values or NULL; rows: Wo·Op floats of scratch per thread (slot). */
+   values or NULL; rows: Wr·Op floats of scratch per thread (slot), Wr = Wo rounded up to VL. */
 void conv_rows_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t xs, int64_t C, const float* w, int64_t Op,
                    int64_t O, const float* bias, int64_t kh, int64_t kw, int64_t dh, int64_t dw, float* y,
                    int64_t Ho, int64_t Wo, int64_t ysN, int64_t ysC, int64_t ysH, int64_t ysW, float* rows,
@@ -315,7 +324,7 @@ void conv_rows_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t xs, int64_t 
   const int64_t nv = Op / VL, nb = blocks_of(nv);
   /* Tiles write a whole output row of the block, pixel-major, here; channels-last output copies each pixel's
      channels out, planar output transposes the row (its channels are Wo floats apart). */
-  float* rowbuf = rows + slot * Wo * Op;
+  float* rowbuf = rows + slot * ((Wo + VL - 1) / VL * VL) * Op;
   for (int64_t r0, r1; take_rows(next, grain, total, &r0, &r1);)
     for (int64_t ob = 0; ob < nb; ++ob) { /* outside the rows: one block's weights stay in cache for all of them */
       const int64_t v0 = tile_start(ob, nv, nb), B = tile_start(ob + 1, nv, nb) - v0, o0 = v0 * VL;

@@ -171,7 +171,8 @@ def _native_takes(x, weight, bias, stride, padding, dilation, groups) -> bool:
     return _native.load_conv() is not None
 
 
-def _channel_pad(n: int) -> int:
+def _whole_vectors(n: int) -> int:
+    """n rounded up to the conv kernels' vector width (channels of their buffers, pixels of their row scratch)."""
     lanes = _native.conv_lanes()
     return -(-n // lanes) * lanes
 
@@ -215,7 +216,7 @@ def _conv_rows(xp, channels, w_packed, bias_packed, out, k, dilation) -> None:
     sN, sC, sH, sW = out.stride()
     args = (xp.data_ptr(), Hp, Wp, xs, channels, w_packed.data_ptr(), Op, O, b, *k, *dilation, out.data_ptr())
     threads = _native.threads_for(N * Ho, N * Ho * Wo * O * channels * k[0] * k[1])
-    rows = xp.new_empty(threads, Wo * Op)  # each thread's output row before it goes to out's layout
+    rows = xp.new_empty(threads, _whole_vectors(Wo) * Op)  # each thread's output row before out's layout
     args = (*args, Ho, Wo, sN, sC, sH, sW, rows.data_ptr())
     _native.parallel_shared(_native.load_conv().conv_rows_f32, args, N * Ho, threads, slotted=True)
 
@@ -234,7 +235,7 @@ class _NativeConv:
         O, _, kh, kw = weight.shape
         (ph, pw), (dh, dw) = padding, dilation
         xp = _to_padded_nhwc(x.detach(), (ph, pw), C)
-        Op = _channel_pad(O)
+        Op = _whole_vectors(O)
         wp = weight.new_zeros(kh, kw, C, Op)
         wp[..., :O] = weight.detach().permute(2, 3, 1, 0)
         bp = None
@@ -253,12 +254,12 @@ class _NativeConv:
         (ph, pw), (dh, dw) = padding, dilation
         Ho, Wo = dy.shape[-2:]
         qt, ql = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-        Op = _channel_pad(O)
+        Op = _whole_vectors(O)
         dyp = _to_padded_nhwc(dy, (qt, ql), Op, _scratch_buffer(N * (Ho + 2 * qt) * (Wo + 2 * ql) * Op))
         dx = dweight = dbias = None
         if need_x:
             # dX = dY ⋆ w with w flipped in (u, v) and (o, c) swapped: w_t[u', v', o, c] = w[o, c, kh-1-u', kw-1-v'].
-            Cp = _channel_pad(C)
+            Cp = _whole_vectors(C)
             wt = weight.new_zeros(kh, kw, O, Cp)
             wt[..., :C] = weight.detach().flip(2, 3).permute(2, 3, 0, 1)
             dx = torch.empty(x_shape, dtype=dy.dtype, memory_format=x_format)
