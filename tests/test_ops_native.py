@@ -202,6 +202,19 @@ def test_conv2d_kernel_leaves_other_cases_to_the_torch_code(dtype, stride, paddi
     assert not conv_ops._native_takes(x, w, None, (stride, stride), (padding, padding), (1, 1), groups)
 
 
+def test_conv2d_kernel_leaves_large_kernels_without_padding_to_the_torch_code():
+    """A 3 × 30 kernel over 10 × 30 maps has one output column: dX through dY padded by 29 columns would multiply
+    mostly zeros. 'same' and small 'valid' layers stay on the kernel."""
+    x = torch.randn(2, 4, 10, 30)
+    assert not conv_ops._native_takes(x, torch.randn(5, 4, 3, 30), None, (1, 1), (1, 0), (1, 1), 1)
+    assert conv_ops._native_takes(x, torch.randn(5, 4, 3, 3), None, (1, 1), (0, 0), (1, 1), 1)
+    assert conv_ops._native_takes(x, torch.randn(5, 4, 5, 5), None, (1, 1), (2, 2), (1, 1), 1)
+    w = torch.randn(5, 4, 3, 30, requires_grad=True)
+    xg = x.clone().requires_grad_()
+    y = _both(lambda x, w: ops.conv2d(x, w, padding=(1, 0)), [xg, w])
+    assert y.shape == (2, 5, 10, 1)
+
+
 def test_conv2d_kernel_never_calls_torch_convolution(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("torch convolution called")

@@ -18,8 +18,9 @@ Two implementations of these products: with stride 1 along H and one group (the 
 horizontal taps are unrolled and the kh vertical taps become row shifts of one matrix (``_RowShiftConv``,
 derivations §2.3), which avoids the kh·kw-fold im2col copy; otherwise full im2col (``_im2col``/``_col2im``).
 
-On CPU in float32 with stride 1, one group and padding within the kernel's reach (p ≤ d·(k − 1): every 'same'
-and 'valid' layer), the same three products run as direct convolutions in C (``_NativeConv``,
+On CPU in float32 with stride 1, one group, padding within the kernel's reach (p ≤ d·(k − 1)) and an output of at
+least half the input's pixels (every 'same' layer, and 'valid' ones with kernels small against the map), the same
+three products run as direct convolutions in C (``_NativeConv``,
 ``_conv_kernels.c``): no column matrix at all, each output tile of pixels × channels kept in vector registers
 while it sums over taps and input channels of a padded NHWC copy of x. dX is the forward convolution of dY
 padded by d·(k − 1) − p with the kernel flipped and its channel axes swapped (the transposed convolution above,
@@ -158,6 +159,11 @@ class _RowShiftConv:
         return dx, dweight
 
 
+# Input pixels per output pixel above which dX's padded transposed convolution is left to the matrix products:
+# 'same' layers have 1, a 'valid' 3 × 3 on 8 × 8 maps 1.8, a 'valid' 5 × 5 on 28 × 28 1.4.
+_MAX_DX_EXCESS = 2
+
+
 def _native_takes(x, weight, bias, stride, padding, dilation, groups) -> bool:
     """Whether ``_NativeConv`` computes this convolution (else the matrix-product code does)."""
     if stride != (1, 1) or groups != 1 or x.device.type != "cpu" or x.numel() == 0 or weight.numel() == 0:
@@ -167,6 +173,13 @@ def _native_takes(x, weight, bias, stride, padding, dilation, groups) -> bool:
     kh, kw = weight.shape[-2:]
     # Wider padding would crop dY for the transposed convolution; such layers keep the matrix products.
     if padding[0] > dilation[0] * (kh - 1) or padding[1] > dilation[1] * (kw - 1):
+        return False
+    # dX sums every tap of dY padded by d·(k − 1) − p for each of the H·W input pixels, where Ho·Wo output pixels
+    # carry all of the gradient: a kernel much larger than its padding (a 3 × 300 kernel over a 50 × 300 map gives
+    # one output column) would multiply mostly zeros, in a padded dY hundreds of times dY's size.
+    H, W = x.shape[-2:]
+    Ho, Wo = H + 2 * padding[0] - dilation[0] * (kh - 1), W + 2 * padding[1] - dilation[1] * (kw - 1)
+    if H * W > _MAX_DX_EXCESS * Ho * Wo:
         return False
     return _native.load_conv() is not None
 
