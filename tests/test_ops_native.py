@@ -202,6 +202,14 @@ def test_conv2d_kernel_leaves_other_cases_to_the_torch_code(dtype, stride, paddi
     assert not conv_ops._native_takes(x, w, None, (stride, stride), (padding, padding), (1, 1), groups)
 
 
+def test_conv2d_kernel_takes_cpu_tensors_only():
+    """The kernels read raw pointers: a weight or bias elsewhere (here 'meta') is the torch code's to reject."""
+    x, w, b = torch.randn(2, 4, 8, 8), torch.randn(4, 4, 3, 3), torch.randn(4)
+    assert conv_ops._native_takes(x, w, b, (1, 1), (1, 1), (1, 1), 1)
+    assert not conv_ops._native_takes(x, w.to("meta"), b, (1, 1), (1, 1), (1, 1), 1)
+    assert not conv_ops._native_takes(x, w, b.to("meta"), (1, 1), (1, 1), (1, 1), 1)
+
+
 def test_conv2d_kernel_leaves_large_kernels_without_padding_to_the_torch_code():
     """A 3 × 30 kernel over 10 × 30 maps has one output column: dX through dY padded by 29 columns would multiply
     mostly zeros. 'same' and small 'valid' layers stay on the kernel."""

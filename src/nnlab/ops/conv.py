@@ -166,9 +166,10 @@ _MAX_DX_EXCESS = 2
 
 def _native_takes(x, weight, bias, stride, padding, dilation, groups) -> bool:
     """Whether ``_NativeConv`` computes this convolution (else the matrix-product code does)."""
-    if stride != (1, 1) or groups != 1 or x.device.type != "cpu" or x.numel() == 0 or weight.numel() == 0:
+    if stride != (1, 1) or groups != 1 or x.numel() == 0 or weight.numel() == 0:
         return False
-    if any(t is not None and t.dtype != torch.float32 for t in (x, weight, bias)):
+    # The kernels read raw CPU pointers: anything else (mixed devices included) gets the torch code and its errors.
+    if any(t is not None and (t.dtype != torch.float32 or t.device.type != "cpu") for t in (x, weight, bias)):
         return False
     kh, kw = weight.shape[-2:]
     # Wider padding would crop dY for the transposed convolution; such layers keep the matrix products.
