@@ -14,10 +14,11 @@
    - dX: the transposed convolution is the forward one of dY padded by d·(k − 1) − p with the kernel flipped and
      its two channel axes swapped (conv.py packs that weight; conv_rows again);
    - dW: dw[u, v, c, o] = Σ_{n, i, j} xp[n, i + u·dh, j + v·dw, c] · dy[n, i, j, o] (conv_dw): the tile is now
-     P input channels × B·VL output channels and the sum runs over pixels.
+     P (tap, input channel) pairs × B·VL output channels and the sum runs over pixels; db rides along.
 
    Vectors are GCC/Clang vector extensions, not intrinsics: the same source is a 16-float (zmm) kernel where
-   AVX-512 exists and an 8- or 4-float one elsewhere, with the tile sized to the register file in each case.
+   AVX-512 exists and an 8- or 4-float one elsewhere, with the tile sized to the register file in each case. Only
+   the 16 × 16 transposes between planar and NHWC layouts use AVX-512 intrinsics, with scalar copies elsewhere.
    Work sharing: Python threads (ctypes releases the GIL) call the same function, and each takes the next `grain`
    rows (output rows (n, i), or padded rows) from a shared counter until none are left, instead of a fixed half:
    on a shared machine a thread that the OS delays, or that starts late behind a spinning OpenMP worker of torch,
@@ -40,7 +41,7 @@
 #define NACC 8 /* SSE/NEON: 16 registers or more, 128-bit */
 #endif
 #define BMAX 4  /* vectors of output channels per tile */
-#define PMAX 12 /* pixels (or input channels, for dW) per tile: past this the broadcasts alone saturate the loads */
+#define PMAX 12 /* pixels (or dW rows) per tile: past this the broadcasts alone saturate the loads */
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
