@@ -4,7 +4,6 @@ family, downloads in prepare_data, no network probe of nnlab's own, one line whe
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -62,12 +61,12 @@ def test_a_dataset_datasets_cached_loads_offline(tmp_path, monkeypatch, no_probe
 
 
 def test_missing_and_not_cached_offline_is_one_fast_line_naming_the_cache(tmp_path, monkeypatch, no_probe) -> None:
+    # fast because nothing waits on the network (no_probe fails the test on any connection), not a timed bound:
+    # on a loaded machine importing the hub libraries alone takes seconds
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.time()
     with pytest.raises(DataError) as e:
         CorpusDataModule("ptb", str(tmp_path)).prepare_data()
     msg = str(e.value)
-    assert time.time() - t0 < 5
     assert "\n" not in msg and str(tmp_path / "hf") in msg and "offline" in msg and "ptb_text_only" in msg
 
 
