@@ -107,8 +107,8 @@ def test_default_is_convnet_batchnorm_maxpool_on_digits() -> None:
     cfg = compose_cfg()
     assert cfg.data.name == "digits"
     assert cfg.model.net._target_.endswith("ConvNet")
-    # batch norm (torch's on maps until ours meets its speed target; ours in the MLP), our max pooling and conv
-    assert (cfg.model.norm, cfg.model.pool, cfg.model.conv) == ("torch_batch", "max", "ours")
+    # our batch norm, max pooling and conv: all ours since they met their speed targets (issue 21)
+    assert (cfg.model.norm, cfg.model.pool, cfg.model.conv) == ("batch", "max", "ours")
     assert compose_cfg(overrides=["model=mlp"]).model.norm == "batch"
 
 
