@@ -312,6 +312,8 @@ def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams, unk):
     assert offsets[0] == 0 and offsets[-1] == len(ids)
     for i, row in enumerate(padded):
         assert ids[offsets[i] : offsets[i + 1]].tolist() == row[row != 0].tolist()
+    from_padded = bag.bags(tokens, lengths)  # the padded (N, L) tokens give the same bags
+    assert torch.equal(from_padded[0], ids) and torch.equal(from_padded[1], offsets)
 
 
 def test_fasttext_leaves_the_unknown_word_out_of_the_bag_but_in_its_ngrams():

@@ -171,8 +171,6 @@ def fit_fasttext(
     threads = torch.get_num_threads() if threads is None else threads
     if threads < 1:
         raise ConfigError(f"fit_fasttext: threads={threads} must be >= 1")
-    if tokens.dim() == 2:
-        tokens = tokens[torch.arange(tokens.shape[1])[None, :] < lengths[:, None]]
     # hashed once: the bags do not change across epochs, and an epoch permutes their order, not their ids
     ids, offsets = model.encoder.bags(tokens, lengths)
     work = lengths.to(torch.float64) + 2

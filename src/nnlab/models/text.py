@@ -195,8 +195,7 @@ class TextClassifier(LightningModule):
         group = opt.param_groups[0]
         if not isinstance(opt.optimizer, torch.optim.SGD) or group.get("momentum") or group.get("weight_decay"):
             raise ConfigError("model.update=fasttext takes plain SGD (no momentum, no weight decay) as optimizer")
-        valid = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
-        ids, offsets = self.encoder.bags(tokens[valid], lengths)
+        ids, offsets = self.encoder.bags(tokens, lengths)
         # one thread: a Lightning run stays reproducible (fit_fasttext is the Hogwild one)
         rates = linear_rates(group["lr"], group["lr"], len(y))
         logits = fasttext_sgd_examples(self, ids, offsets, y, rates)

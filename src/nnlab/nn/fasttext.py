@@ -91,10 +91,13 @@ class FastTextBag(nn.Module):
     def bags(self, flat: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows of ``ngram_ids`` without their padding, ragged (CSR): ``(ids, offsets)``, text i's bag in
         ``ids[offsets[i]:offsets[i + 1]]``, in its row's order. ``flat``: the texts' word ids one after the
-        other, ``lengths`` (N,). No (N, L) matrix: on SST's phrases (1 to 52 words, 85 % of a padded row is
-        padding) the padded ids cost more to build, gather and skip than the SGD itself."""
+        other, ``lengths`` (N,); or (N, L) padded tokens, whose padding is dropped first. No (N, L) id matrix:
+        on SST's phrases (1 to 52 words, 85 % of a padded row is padding) the padded ids cost more to build,
+        gather and skip than the SGD itself."""
         dev = flat.device
         lengths = lengths.to(dev, torch.int64)
+        if flat.dim() == 2:
+            flat = flat[torch.arange(flat.shape[1], device=dev)[None, :] < lengths[:, None]]
         tokens = flat.to(torch.int64)
         n = len(lengths)
         if self.eos_index is not None:
