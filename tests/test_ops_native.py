@@ -3,6 +3,9 @@ so the same values and gradients, for every layout the kernels take (contiguous,
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,24 +25,35 @@ def assert_close_scaled(ours, ref, what):
     assert err <= TOL[ref.dtype] * max(1.0, ref.abs().max().item()), f"{what}: max abs error {err:.3g}"
 
 
+# Thread settings of the kernel side: one thread, torch's OpenMP team of two, or two Python threads (the split
+# a build without OpenMP uses).
+THREADS = [1, 2, "2 python"]
+
+
+def _thread_mode(threads):
+    """torch.set_num_threads for an entry of THREADS, and a context for the kernels' side of it."""
+    torch.set_num_threads(int(str(threads).split()[0]))
+    return _native.python_threads() if isinstance(threads, str) else contextlib.nullcontext()
+
+
 def _both(fn, inputs, threads=1):
     """fn's output and input gradients, once through the kernels and once through the torch code."""
     out = []
     g = None
     for use_kernel in (True, False):
         xs = [t.detach().clone().requires_grad_(t.requires_grad) for t in inputs]
-        torch.set_num_threads(threads)
-        if use_kernel:
-            y = fn(*xs)
-        else:
-            with _native.disabled():
+        with _thread_mode(threads):
+            if use_kernel:
                 y = fn(*xs)
-        g = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype) if g is None else g
-        if use_kernel:
-            grads = torch.autograd.grad(y, [t for t in xs if t.requires_grad], g)
-        else:
-            with _native.disabled():
+            else:
+                with _native.disabled():
+                    y = fn(*xs)
+            g = torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype) if g is None else g
+            if use_kernel:
                 grads = torch.autograd.grad(y, [t for t in xs if t.requires_grad], g)
+            else:
+                with _native.disabled():
+                    grads = torch.autograd.grad(y, [t for t in xs if t.requires_grad], g)
         out.append((y, grads))
     (ya, ga), (yb, gb) = out
     assert_close_scaled(ya, yb, "forward")
@@ -52,7 +66,7 @@ def _both(fn, inputs, threads=1):
 @pytest.mark.parametrize("shape", [(256, 40), (6, 5, 9, 7), (4, 3, 5, 2, 3), (300, 4, 32, 32)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", THREADS)
 def test_batch_norm_kernel_equals_torch_path(dtype, shape, layout, training, threads):
     if layout == "channels_last" and len(shape) != 4:
         pytest.skip("channels-last is a 4-D layout")
@@ -84,7 +98,7 @@ def test_tiled_pools_kernel_equals_torch_path(dtype, shape, k, layout):
     x = torch.randn(*shape, generator=g, dtype=dtype)
     x = channels_last(x) if layout == "channels_last" else x
     x.requires_grad_()
-    for threads in (1, 2):
+    for threads in THREADS:
         _both(lambda x: ops.max_pool2d(x, k), [x], threads)
         _both(lambda x: ops.avg_pool2d(x, k), [x], threads)
         _both(lambda x: ops.avg_pool2d(x, k, divisor_override=3), [x], threads)
@@ -157,7 +171,7 @@ def _conv_error_bounds(x, w, b, g, padding, dilation):
 
 @pytest.mark.parametrize("case", CONV_CASES)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", THREADS)
 def test_conv2d_kernel_against_torch_path_and_float64_conv(case, layout, threads):
     _, _, _, _, _, _, p, d = case
     inputs = _conv_inputs(case, layout, bias=case[4] != 40)
@@ -172,10 +186,10 @@ def test_conv2d_kernel_against_torch_path_and_float64_conv(case, layout, threads
     assert y.is_contiguous(memory_format=_native.memory_format(x))
 
     # Against float64 torch on the same float32 values, within the worst-case rounding bound of each sum.
-    torch.set_num_threads(threads)
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(6))
     xs = [t.detach().clone().requires_grad_() for t in inputs]
-    ours = [fn(*xs), *torch.autograd.grad(fn(*xs), xs, g)]
+    with _thread_mode(threads):
+        ours = [fn(*xs), *torch.autograd.grad(fn(*xs), xs, g)]
     ref64 = [t.detach().double().requires_grad_() for t in inputs]
     yr = F.conv2d(ref64[0], ref64[1], ref64[2] if b is not None else None, padding=p, dilation=d)
     refs = [yr, *torch.autograd.grad(yr, ref64, g.double())]
@@ -236,7 +250,7 @@ def test_conv2d_kernel_never_calls_torch_convolution(monkeypatch):
     assert x.grad is not None and w.grad is not None and b.grad is not None
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", THREADS)
 def test_conv2d_kernel_stacked_layers_share_scratch(threads):
     """Two layers of different sizes in one graph: each backward reuses the thread's scratch for its padded dY."""
     g = torch.Generator().manual_seed(7)
@@ -248,3 +262,43 @@ def test_conv2d_kernel_stacked_layers_share_scratch(threads):
         return ops.conv2d(torch.tanh(ops.conv2d(x, w1, padding=1)), w2, padding=2)
 
     _both(net, [x, w1, w2], threads)
+
+
+def test_kernels_run_in_torchs_openmp_pool():
+    """With OpenMP the kernels' library resolves libgomp to the copy torch loaded: one runtime, one pool of
+    threads, not a second set competing with torch's for the cores. (Other wheels, scikit-learn's for one, bring
+    renamed copies of their own; what matters is the one our library is bound to.)"""
+    import ctypes
+
+    lib = _native.load()
+    if not _native._uses_openmp(lib):
+        pytest.skip("the kernels were built without OpenMP (they split the work over Python threads)")
+    torch_gomp = next(Path(torch.__file__).parent.joinpath("lib").glob("libgomp*"), None)
+    if torch_gomp is None:
+        pytest.skip("this torch build brings no libgomp of its own")
+    ours = ctypes.cast(lib.omp_get_num_threads, ctypes.c_void_p).value
+    torchs = ctypes.cast(ctypes.CDLL(str(torch_gomp)).omp_get_num_threads, ctypes.c_void_p).value
+    assert ours == torchs
+
+
+def test_build_without_openmp_runs_each_entry_point_on_one_thread(tmp_path):
+    """A compiler without OpenMP still gives working par_* entry points (one thread each) and says so, and the
+    ops then split the work over Python threads."""
+    import ctypes
+
+    from nnlab.utils import ckernel
+
+    out = tmp_path / "kernels.so"
+    ckernel._compile(ckernel.os.environ.get("CC") or "cc", ckernel.FLAGS, _native._SOURCE, out)
+    lib = ctypes.CDLL(str(out))
+    flag = ctypes.c_int64(1)
+    lib.nnlab_openmp(ctypes.byref(flag))
+    assert flag.value == 0
+    x = torch.randn(2, 3, 8, 8)
+    y = torch.empty(2, 3, 4, 4)
+    idx = torch.empty(2, 3, 4, 4, dtype=torch.uint8)
+    fwd = lib.par_maxpool_fwd_f32
+    fwd.argtypes = _native._SIGNATURES["par_maxpool_fwd_f32"]
+    # planar: C=1, rows=0; the work items are the 2·3·4 output rows, asked for on "2 threads"
+    fwd(x.data_ptr(), y.data_ptr(), idx.data_ptr(), 8, 8, 1, 0, 2, 2, 4, 4, 24, 2)
+    assert torch.equal(y, F.max_pool2d(x, 2))

@@ -26,6 +26,8 @@
    locks; conv_dw writes per-thread partial sums (slot). */
 #include <stdint.h>
 #include <string.h>
+
+#include "_parallel.h"
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
@@ -388,3 +390,20 @@ void conv_dw_f32(const float* xp, int64_t Hp, int64_t Wp, int64_t C, const float
       r += rows;
     }
 }
+
+/* ------------------------------------------------------------------------ OpenMP entry points (_parallel.h) */
+
+NNLAB_SHARED(par_pad_nhwc_f32, pad_nhwc_f32,
+             (const float* src, int64_t sN, int64_t sC, int64_t sH, int64_t sW, int64_t C, int64_t H, int64_t W,
+              float* dst, int64_t Hp, int64_t Wp, int64_t Cp, int64_t pt, int64_t pl),
+             (src, sN, sC, sH, sW, C, H, W, dst, Hp, Wp, Cp, pt, pl))
+NNLAB_SHARED_SLOTS(par_conv_rows_f32, conv_rows_f32,
+                   (const float* xp, int64_t Hp, int64_t Wp, int64_t xs, int64_t C, const float* w, int64_t Op,
+                    int64_t O, const float* bias, int64_t kh, int64_t kw, int64_t dh, int64_t dw, float* y,
+                    int64_t Ho, int64_t Wo, int64_t ysN, int64_t ysC, int64_t ysH, int64_t ysW, float* rows),
+                   (xp, Hp, Wp, xs, C, w, Op, O, bias, kh, kw, dh, dw, y, Ho, Wo, ysN, ysC, ysH, ysW, rows))
+NNLAB_SHARED_SLOTS(par_conv_dw_f32, conv_dw_f32,
+                   (const float* xp, int64_t Hp, int64_t Wp, int64_t C, const float* gp, int64_t Hq, int64_t Wq,
+                    int64_t Op, int64_t qt, int64_t ql, int64_t kh, int64_t kw, int64_t dh, int64_t dw, int64_t Ho,
+                    int64_t Wo, float* part, float* dbpart),
+                   (xp, Hp, Wp, C, gp, Hq, Wq, Op, qt, ql, kh, kw, dh, dw, Ho, Wo, part, dbpart))

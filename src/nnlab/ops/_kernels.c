@@ -9,14 +9,17 @@
 
    Layouts: "planar" is contiguous (N, C, S) (S = product of spatial sizes); "rows" is (M, C) with C fastest,
    which covers (N, C) features and channels-last maps (M = N * H * W). Every function works on a half-open
-   range [b, e) of channels (batch norm) or output rows (pools), so Python threads (ctypes releases the GIL)
-   can split the work without locks. This file includes itself once per element type (T = float, double). */
+   range [b, e) of channels (batch norm) or output rows (pools), so threads can split the work without locks: an
+   OpenMP team of torch's own pool through the par_* entry points at the end (_parallel.h), or Python threads
+   when the build has no OpenMP. This file includes itself once per element type (T = float, double). */
 #ifndef NNLAB_T
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include <string.h>
+
+#include "_parallel.h"
 
 #define NNLAB_T float
 #define NNLAB_U uint32_t
@@ -640,6 +643,45 @@ void NNLAB_FN(lppool_bwd)(const T* dy, const T* x, const T* y, T* dx, double p, 
     }
   }
 }
+
+/* ------------------------------------------------------------------------ OpenMP entry points (_parallel.h) */
+
+#define POOL_PARAMS int64_t H, int64_t W, int64_t C, int64_t rows, int64_t kh, int64_t kw, int64_t Ho, int64_t Wo
+#define POOL_ARGS H, W, C, rows, kh, kw, Ho, Wo
+NNLAB_RANGES(NNLAB_FN(par_bn_fwd), NNLAB_FN(bn_fwd),
+             (const T* x, T* y, const T* gamma, const T* beta, T* mean, T* var, T* rstd, T* run_mean, T* run_var,
+              double momentum, double eps, int64_t training, int64_t N, int64_t C, int64_t S, int64_t rows),
+             (x, y, gamma, beta, mean, var, rstd, run_mean, run_var, momentum, eps, training, N, C, S, rows))
+NNLAB_RANGES(NNLAB_FN(par_bn_bwd), NNLAB_FN(bn_bwd),
+             (const T* dy, const T* x, T* dx, const T* gamma, const T* mean, const T* rstd, T* dgamma, T* dbeta,
+              int64_t training, int64_t N, int64_t C, int64_t S, int64_t rows),
+             (dy, x, dx, gamma, mean, rstd, dgamma, dbeta, training, N, C, S, rows))
+NNLAB_SLOTS(NNLAB_FN(par_bn_rows_sum), NNLAB_FN(bn_rows_sum), (const T* x, int64_t C, const T* K, double* part),
+            (x, C, K, part))
+NNLAB_SLOTS(NNLAB_FN(par_bn_rows_sq), NNLAB_FN(bn_rows_sq),
+            (const T* x, int64_t C, const T* mt, const T* corr, double* part), (x, C, mt, corr, part))
+NNLAB_SLOTS(NNLAB_FN(par_bn_rows_bsum), NNLAB_FN(bn_rows_bsum),
+            (const T* dy, const T* x, int64_t C, const T* mean, double* part), (dy, x, C, mean, part))
+NNLAB_SLOTS(NNLAB_FN(par_bn_rows_apply), NNLAB_FN(bn_rows_apply),
+            (const T* x, T* y, int64_t C, const T* mean, const T* scale, const T* shift),
+            (x, y, C, mean, scale, shift))
+NNLAB_SLOTS(NNLAB_FN(par_bn_rows_bwd_apply), NNLAB_FN(bn_rows_bwd_apply),
+            (const T* dy, const T* x, T* dx, int64_t C, const T* mean, const T* a, const T* bb, const T* cc),
+            (dy, x, dx, C, mean, a, bb, cc))
+NNLAB_RANGES(NNLAB_FN(par_maxpool_fwd), NNLAB_FN(maxpool_fwd), (const T* x, T* y, uint8_t* idx, POOL_PARAMS),
+             (x, y, idx, POOL_ARGS))
+NNLAB_RANGES(NNLAB_FN(par_maxpool_bwd), NNLAB_FN(maxpool_bwd), (const T* dy, const uint8_t* idx, T* dx, POOL_PARAMS),
+             (dy, idx, dx, POOL_ARGS))
+NNLAB_RANGES(NNLAB_FN(par_avgpool_fwd), NNLAB_FN(avgpool_fwd), (const T* x, T* y, T D, POOL_PARAMS),
+             (x, y, D, POOL_ARGS))
+NNLAB_RANGES(NNLAB_FN(par_avgpool_bwd), NNLAB_FN(avgpool_bwd), (const T* dy, T* dx, T D, POOL_PARAMS),
+             (dy, dx, D, POOL_ARGS))
+NNLAB_RANGES(NNLAB_FN(par_lppool_fwd), NNLAB_FN(lppool_fwd), (const T* x, T* y, double p, POOL_PARAMS),
+             (x, y, p, POOL_ARGS))
+NNLAB_RANGES(NNLAB_FN(par_lppool_bwd), NNLAB_FN(lppool_bwd),
+             (const T* dy, const T* x, const T* y, T* dx, double p, POOL_PARAMS), (dy, x, y, dx, p, POOL_ARGS))
+#undef POOL_PARAMS
+#undef POOL_ARGS
 
 #undef POOL_ITEM_SETUP
 #undef T

@@ -5,8 +5,9 @@ convolution), built by ``nnlab.utils.ckernel``.
 run their torch code, which evaluates the same formulas (the tests run both). ``layout(x)`` says whether a tensor
 is one the kernels read directly: CPU, float32/float64, and either contiguous ("planar", (N, C, *)) or
 channels-last ("rows", C fastest). Work is split over ``torch.get_num_threads()`` threads on disjoint ranges
-(channels for batch norm, output rows for pools and convolutions); ctypes releases the GIL, so the threads run in
-parallel.
+(channels for batch norm, output rows for pools and convolutions): an OpenMP team of torch's own thread pool
+(``_parallel.h``), or, for a build without OpenMP or with ``NNLAB_OPS_THREADS=python``, Python threads (ctypes
+releases the GIL).
 """
 
 from __future__ import annotations
@@ -58,11 +59,27 @@ _CONV_SIGNATURES: dict[str, list] = {
     "conv_rows_f32": [_P, _I, _I, _I, _I, _P, _I, _I, _P, _I, _I, _I, _I, _P, *[_I] * 6, _P, _I, _P, _I, _I],
     "conv_dw_f32": [_P, _I, _I, _I, _P, *[_I] * 11, _P, _P, _I, _P, _I, _I],
 }
-_state = {"disabled": os.environ.get("NNLAB_OPS_KERNEL", "auto") == "torch"}
+# The OpenMP entry points (par_<name>, _parallel.h): the kernel's arguments without its range, then
+# (total, threads) for ranges and slots, or (grain, total, threads) for a shared counter.
+_RANGES = ["bn_fwd", "bn_bwd", *(f"{p}pool_{d}" for p in ("max", "avg", "lp") for d in ("fwd", "bwd"))]
+_SLOTS = ["bn_rows_sum", "bn_rows_sq", "bn_rows_bsum", "bn_rows_apply", "bn_rows_bwd_apply"]
+for _suf in ("f32", "f64"):
+    for _name, _cut in [*((n, 2) for n in _RANGES), *((n, 3) for n in _SLOTS)]:
+        _SIGNATURES[f"par_{_name}_{_suf}"] = [*_SIGNATURES[f"{_name}_{_suf}"][:-_cut], _I, _I]
+_SIGNATURES["nnlab_openmp"] = [_P]
+for _name, _cut in (("pad_nhwc_f32", 3), ("conv_rows_f32", 4), ("conv_dw_f32", 4)):
+    _CONV_SIGNATURES[f"par_{_name}"] = [*_CONV_SIGNATURES[_name][:-_cut], _I, _I, _I]
+_CONV_SIGNATURES["nnlab_openmp"] = [_P]
+_state = {
+    "disabled": os.environ.get("NNLAB_OPS_KERNEL", "auto") == "torch",
+    "python_threads": os.environ.get("NNLAB_OPS_THREADS", "openmp") == "python",
+}
 _pool: ThreadPoolExecutor | None = None
-# Below this many elements one thread does the whole op: a thread hand-off costs ~20 us, a pass over
-# 64K floats about as much, and on a busy machine a woken thread may wait a time slice (milliseconds).
-_MIN_PARALLEL = 1 << 18
+# Below this many elements one thread does the whole op. Handing work to a Python thread costs ~20 us, a pass
+# over 64K floats about as much, and on a busy machine a woken thread may wait a time slice (milliseconds); an
+# OpenMP team of torch's pool starts in a few microseconds when its threads are still spinning from torch's
+# last parallel region, as they are between the ops of a training step.
+_MIN_PARALLEL = {"openmp": 1 << 15, "python": 1 << 18}
 
 
 def load() -> ctypes.CDLL | None:
@@ -70,7 +87,7 @@ def load() -> ctypes.CDLL | None:
         return None
     lib = _state.get("lib")
     if lib is None:  # ckernel.load caches too, but behind a lock: this is on every op's hot path
-        lib = _state["lib"] = ckernel.load(_SOURCE, "NNLAB_OPS_KERNEL", _SIGNATURES)
+        lib = _state["lib"] = ckernel.load(_SOURCE, "NNLAB_OPS_KERNEL", _SIGNATURES, openmp=True)
     return lib
 
 
@@ -80,7 +97,7 @@ def load_conv() -> ctypes.CDLL | None:
         return None
     lib = _state.get("conv_lib")
     if lib is None:
-        lib = _state["conv_lib"] = ckernel.load(_CONV_SOURCE, "NNLAB_OPS_KERNEL", _CONV_SIGNATURES)
+        lib = _state["conv_lib"] = ckernel.load(_CONV_SOURCE, "NNLAB_OPS_KERNEL", _CONV_SIGNATURES, openmp=True)
     return lib
 
 
@@ -131,20 +148,63 @@ def fn(name: str, dtype: torch.dtype) -> Callable:
     return getattr(lib, f"{name}_{'f32' if dtype == torch.float32 else 'f64'}")
 
 
-def threads_for(total: int, numel: int) -> int:
-    return min(torch.get_num_threads(), total, max(1, numel // _MIN_PARALLEL))
+def _team(f: Callable) -> Callable | None:
+    """The OpenMP entry point of kernel ``f`` (``par_<name>``), or None when its library was built without OpenMP
+    or the Python pool is asked for (``NNLAB_OPS_THREADS=python``, :func:`python_threads`)."""
+    lib = _state["conv_lib"] if f.__name__ in _CONV_SIGNATURES else _state["lib"]
+    return getattr(lib, f"par_{f.__name__}") if _uses_openmp(lib) else None
+
+
+def _uses_openmp(lib: ctypes.CDLL | None) -> bool:
+    if lib is None or _state["python_threads"]:
+        return False
+    key = ("openmp", id(lib))
+    if key not in _state:
+        flag = ctypes.c_int64(0)
+        lib.nnlab_openmp(ctypes.byref(flag))
+        _state[key] = bool(flag.value)
+    return _state[key]
+
+
+@contextlib.contextmanager
+def python_threads() -> Iterator[None]:
+    """Split the kernels over Python threads inside the block, as a build without OpenMP does (tests, benchmark)."""
+    before = _state["python_threads"]
+    _state["python_threads"] = True
+    try:
+        yield
+    finally:
+        _state["python_threads"] = before
+
+
+def threads_for(total: int, numel: int, min_parallel: int | None = None) -> int:
+    """Threads for an op of ``numel`` elements split into ``total`` items: torch's thread count, fewer when the op
+    is too small to repay the hand-off (``min_parallel`` elements a thread, default by the kind of threads)."""
+    if min_parallel is None:
+        team = _uses_openmp(_state.get("lib") or _state.get("conv_lib"))
+        min_parallel = _MIN_PARALLEL["openmp" if team else "python"]
+    return min(torch.get_num_threads(), total, max(1, numel // min_parallel))
+
+
+def _python_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool._max_workers < threads - 1:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    return _pool
 
 
 def parallel_slots(f: Callable, args: tuple, total: int, threads: int) -> None:
-    """``f(*args, slot, begin, end)`` for ``threads`` disjoint ranges of [0, total); slot = the range's index."""
-    global _pool
+    """``f(*args, slot, begin, end)`` for ``threads`` disjoint ranges of [0, total); slot = the range's index
+    (< threads)."""
     if threads <= 1:
         f(*args, 0, 0, total)
         return
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    team = _team(f)
+    if team is not None:
+        team(*args, total, threads)
+        return
     bounds = [total * t // threads for t in range(threads + 1)]
-    futures = [_pool.submit(f, *args, t, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    futures = [_python_pool(threads).submit(f, *args, t, bounds[t], bounds[t + 1]) for t in range(1, threads)]
     f(*args, 0, bounds[0], bounds[1])
     for fut in futures:
         fut.result()
@@ -152,15 +212,16 @@ def parallel_slots(f: Callable, args: tuple, total: int, threads: int) -> None:
 
 def parallel(f: Callable, args: tuple, total: int, numel: int) -> None:
     """``f(*args, begin, end)`` over [0, total) in up to ``torch.get_num_threads()`` disjoint ranges."""
-    global _pool
-    threads = min(torch.get_num_threads(), total, max(1, numel // _MIN_PARALLEL))
+    threads = threads_for(total, numel)
     if threads <= 1:
         f(*args, 0, total)
         return
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
+    team = _team(f)
+    if team is not None:
+        team(*args, total, threads)
+        return
     bounds = [total * t // threads for t in range(threads + 1)]
-    futures = [_pool.submit(f, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    futures = [_python_pool(threads).submit(f, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
     f(*args, bounds[0], bounds[1])  # the calling thread takes the first range
     for fut in futures:
         fut.result()
@@ -174,19 +235,20 @@ _CHUNKS_PER_THREAD = 8
 def parallel_shared(f: Callable, args: tuple, total: int, threads: int, slotted: bool = False) -> None:
     """``f(*args, [slot,] counter, grain, total)`` on ``threads`` threads that take ``grain`` items of [0, total) at
     a time from one shared counter (``take_rows`` in ``_conv_kernels.c``) until none are left. On a shared machine
-    a thread the OS delays, or that waits for a core behind torch's spinning OpenMP workers, then costs its last
-    chunk instead of half the op. ``slotted``: each thread also gets its index, for per-thread partial sums."""
-    global _pool
-    counter = ctypes.c_int64(0)  # alive until every call returned
+    a thread the OS delays then costs its last chunk instead of half the op. ``slotted``: each thread also gets
+    its index (< threads), for per-thread partial sums."""
     grain = max(1, -(-total // (threads * _CHUNKS_PER_THREAD)))
+    team = _team(f) if threads > 1 else None
+    if team is not None:
+        team(*args, grain, total, threads)
+        return
+    counter = ctypes.c_int64(0)  # alive until every call returned
     tail = (ctypes.addressof(counter), grain, total)
     calls = [(*args, t, *tail) if slotted else (*args, *tail) for t in range(threads)]
     if threads <= 1:
         f(*calls[0])
         return
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="nnlab-ops")
-    futures = [_pool.submit(f, *call) for call in calls[1:]]
+    futures = [_python_pool(threads).submit(f, *call) for call in calls[1:]]
     f(*calls[0])
     for fut in futures:
         fut.result()
