@@ -285,11 +285,14 @@ def test_build_without_openmp_runs_each_entry_point_on_one_thread(tmp_path):
     """A compiler without OpenMP still gives working par_* entry points (one thread each) and says so, and the
     ops then split the work over Python threads."""
     import ctypes
+    import os
+    import shutil
 
     from nnlab.utils import ckernel
 
     out = tmp_path / "kernels.so"
-    ckernel._compile(ckernel.os.environ.get("CC") or "cc", ckernel.FLAGS, _native._SOURCE, out)
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    ckernel._compile(cc, ckernel.FLAGS, _native._SOURCE, out)
     lib = ctypes.CDLL(str(out))
     flag = ctypes.c_int64(1)
     lib.nnlab_openmp(ctypes.byref(flag))

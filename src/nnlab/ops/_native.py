@@ -112,14 +112,18 @@ def conv_lanes() -> int:
 
 
 @contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Run the ops' torch code inside the block (tests compare both paths)."""
-    before = _state["disabled"]
-    _state["disabled"] = True
+def _switched_on(key: str) -> Iterator[None]:
+    before = _state[key]
+    _state[key] = True
     try:
         yield
     finally:
-        _state["disabled"] = before
+        _state[key] = before
+
+
+def disabled() -> contextlib.AbstractContextManager[None]:
+    """Run the ops' torch code inside the block (tests compare both paths)."""
+    return _switched_on("disabled")
 
 
 def layout(x: torch.Tensor) -> str | None:
@@ -166,15 +170,9 @@ def _uses_openmp(lib: ctypes.CDLL | None) -> bool:
     return _state[key]
 
 
-@contextlib.contextmanager
-def python_threads() -> Iterator[None]:
+def python_threads() -> contextlib.AbstractContextManager[None]:
     """Split the kernels over Python threads inside the block, as a build without OpenMP does (tests, benchmark)."""
-    before = _state["python_threads"]
-    _state["python_threads"] = True
-    try:
-        yield
-    finally:
-        _state["python_threads"] = before
+    return _switched_on("python_threads")
 
 
 def threads_for(total: int, numel: int, min_parallel: int | None = None) -> int:
@@ -193,38 +191,34 @@ def _python_pool(threads: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def parallel_slots(f: Callable, args: tuple, total: int, threads: int) -> None:
-    """``f(*args, slot, begin, end)`` for ``threads`` disjoint ranges of [0, total); slot = the range's index
-    (< threads)."""
+def _ranges(f: Callable, args: tuple, total: int, threads: int, slotted: bool) -> None:
+    """``f(*args, [slot,] begin, end)`` on ``threads`` disjoint ranges of [0, total): torch's OpenMP team, or the
+    calling thread and Python workers (the caller takes the first range)."""
+    slot = (lambda t: (t,)) if slotted else (lambda t: ())
     if threads <= 1:
-        f(*args, 0, 0, total)
+        f(*args, *slot(0), 0, total)
         return
     team = _team(f)
     if team is not None:
         team(*args, total, threads)
         return
     bounds = [total * t // threads for t in range(threads + 1)]
-    futures = [_python_pool(threads).submit(f, *args, t, bounds[t], bounds[t + 1]) for t in range(1, threads)]
-    f(*args, 0, bounds[0], bounds[1])
+    pool = _python_pool(threads)
+    futures = [pool.submit(f, *args, *slot(t), bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    f(*args, *slot(0), bounds[0], bounds[1])
     for fut in futures:
         fut.result()
+
+
+def parallel_slots(f: Callable, args: tuple, total: int, threads: int) -> None:
+    """``f(*args, slot, begin, end)`` for ``threads`` disjoint ranges of [0, total); slot = the range's index
+    (< threads)."""
+    _ranges(f, args, total, threads, slotted=True)
 
 
 def parallel(f: Callable, args: tuple, total: int, numel: int) -> None:
     """``f(*args, begin, end)`` over [0, total) in up to ``torch.get_num_threads()`` disjoint ranges."""
-    threads = threads_for(total, numel)
-    if threads <= 1:
-        f(*args, 0, total)
-        return
-    team = _team(f)
-    if team is not None:
-        team(*args, total, threads)
-        return
-    bounds = [total * t // threads for t in range(threads + 1)]
-    futures = [_python_pool(threads).submit(f, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
-    f(*args, bounds[0], bounds[1])  # the calling thread takes the first range
-    for fut in futures:
-        fut.result()
+    _ranges(f, args, total, threads_for(total, numel), slotted=False)
 
 
 # Chunks per thread in parallel_shared: enough that a thread that starts late leaves most of its share to the
