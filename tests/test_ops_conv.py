@@ -127,3 +127,41 @@ def test_backward_never_calls_torch_convolution(monkeypatch):
     x, w, b, kw = _make(CASES[2], torch.float64)
     conv2d(x, w, b, **kw).sum().backward()
     assert x.grad is not None and w.grad is not None and b.grad is not None
+
+
+def _nhwc_view(shape):
+    """(N, C, H, W) as a view of (N, H, W, C) memory: for C = 1 both contiguous and channels-last."""
+    N, C, H, W = shape
+    return torch.randn(N, H, W, C).permute(0, 3, 1, 2)
+
+
+# (x, weight) strides torch reads either way: one-channel images viewed from (N, H, W, 1) memory (how the image
+# DataModules build their batches), N x C x 1 x 1 maps, plain NCHW and channels-last, a channels-last weight.
+FORMAT_CASES = {
+    "one-channel NHWC view": (lambda: _nhwc_view((4, 1, 8, 8)), lambda: torch.randn(6, 1, 3, 3)),
+    "one-channel NCHW": (lambda: torch.randn(4, 1, 8, 8), lambda: torch.randn(6, 1, 3, 3)),
+    "NCHW": (lambda: torch.randn(4, 3, 8, 8), lambda: torch.randn(6, 3, 3, 3)),
+    "channels-last": (lambda: _nhwc_view((4, 3, 8, 8)), lambda: torch.randn(6, 3, 3, 3)),
+    "1x1 maps": (lambda: torch.randn(4, 3, 1, 1), lambda: torch.randn(6, 3, 1, 1)),
+    "channels-last weight": (
+        lambda: torch.randn(4, 3, 8, 8),
+        lambda: torch.randn(6, 3, 3, 3).contiguous(memory_format=torch.channels_last),
+    ),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", list(FORMAT_CASES))
+def test_output_memory_format_is_torchs(case, dtype):
+    """y comes out in the memory format F.conv2d picks (its strides): a conv that turned torch's channels-last
+    choice into NCHW made every later layer of a one-channel image net run its slower NCHW kernels."""
+    make_x, make_w = FORMAT_CASES[case]
+    torch.manual_seed(0)
+    x, w = make_x().to(dtype).requires_grad_(), make_w().to(dtype)
+    pad = w.shape[-1] // 2
+    y, ref = conv2d(x, w, padding=pad), F.conv2d(x.detach(), w, padding=pad)
+    assert y.stride() == ref.stride(), f"{case}: ours {y.stride()}, torch {ref.stride()}"
+    torch.testing.assert_close(y, ref)
+    g = torch.randn_like(ref)
+    (dx,) = torch.autograd.grad(y, x, g)
+    torch.testing.assert_close(dx, torch.nn.grad.conv2d_input(x.shape, w, g, padding=pad))

@@ -115,7 +115,9 @@ def test_max_pool_kernel_ties_and_nan_like_torch_path():
         with _native.disabled():
             y2, idx2 = ops.max_pool2d(xx, 2, return_indices=True)
         assert torch.equal(idx, idx2) and torch.allclose(y, y2, equal_nan=True)
-    _both(lambda x: ops.max_pool2d(x, 2), [x[:, :, 2:].clone().requires_grad_()])
+    ties = x[:, :, 2:].clone()  # each window's gradient goes to its first maximum, in either layout
+    _both(lambda x: ops.max_pool2d(x, 2), [ties.requires_grad_()])
+    _both(lambda x: ops.max_pool2d(x, 2), [channels_last(ties).requires_grad_()])
 
 
 def test_learnable_p_through_the_kernel():

@@ -110,8 +110,8 @@ class _RowShiftConv:
         for u in range(1, kh):
             out[:R].addmm_(xrow[u * dh * Wo : u * dh * Wo + R], w_u[u])
         y_view = out.view(N, Hp, Wo, O)[:, :Ho].permute(0, 3, 1, 2)
-        # Write NCHW-contiguous like F.conv2d (callers may .view() it), adding the bias in the same pass.
-        y = x.new_empty(N, O, Ho, Wo)
+        # Write in F.conv2d's memory format (callers may .view() it), adding the bias in the same pass.
+        y = torch.empty((N, O, Ho, Wo), dtype=x.dtype, device=x.device, memory_format=_out_format(x, weight))
         if bias is None:
             y.copy_(y_view)
         else:
@@ -257,7 +257,7 @@ class _NativeConv:
             bp = bias.new_zeros(Op)
             bp[:O] = bias.detach()
         Ho, Wo = H + 2 * ph - dh * (kh - 1), W + 2 * pw - dw * (kw - 1)
-        y = torch.empty(N, O, Ho, Wo, dtype=x.dtype, memory_format=_out_format(x))
+        y = torch.empty(N, O, Ho, Wo, dtype=x.dtype, memory_format=_out_format(x, weight))
         _conv_rows(xp, C, wp, bp, y, (kh, kw), dilation)
         return y, xp
 
@@ -295,9 +295,28 @@ class _NativeConv:
         return dx, dweight, dbias
 
 
-def _out_format(x: torch.Tensor) -> torch.memory_format:
-    """F.conv2d's choice: channels-last output for a channels-last input, contiguous otherwise."""
-    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+def _strides_like_channels_last(t: torch.Tensor) -> bool:
+    """torch's reading of a 4-D tensor's strides (``suggest_memory_format``, c10's ``is_channels_last_strides_2d``):
+    C, W, H, N from the fastest dim to the slowest. It decides tensors that are both contiguous and channels-last,
+    such as one-channel images stored (N, H, W, 1) and viewed (N, 1, H, W): torch calls them channels-last."""
+    if t.dim() != 4 or t.stride(1) == 0:
+        return False
+    lowest = 0
+    for d in (1, 3, 2, 0):
+        size, stride = t.shape[d], t.stride(d)
+        if size == 0 or stride < lowest:
+            return False
+        if d == 0 and lowest == t.stride(1):  # N111 with equal strides: torch falls back to NCHW
+            return False
+        lowest = stride * size if size > 1 else stride
+    return True
+
+
+def _out_format(x: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
+    """F.conv2d's choice on CPU: channels-last output when x's or the weight's strides read as channels-last,
+    contiguous otherwise. Fashion-MNIST's (N, 1, 28, 28) batches read as channels-last, so torch's conv runs the
+    whole net in NHWC; following it keeps ours in the layout the next layers were measured in (docs/ops-speed)."""
+    if _strides_like_channels_last(x) or _strides_like_channels_last(weight):
         return torch.channels_last
     return torch.contiguous_format
 
@@ -311,7 +330,7 @@ class Conv2dFunction(torch.autograd.Function):
         ctx.native = _native_takes(x, weight, bias, stride, padding, dilation, groups)
         if ctx.native:
             y, xp = _NativeConv.forward(x, weight, bias, padding, dilation)
-            ctx.x_format = _out_format(x)
+            ctx.x_format = _out_format(x, weight)
             ctx.save_for_backward(xp, weight)
             return y
         ctx.rows = stride[0] == 1 and groups == 1
