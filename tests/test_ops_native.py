@@ -120,6 +120,21 @@ def test_max_pool_kernel_ties_and_nan_like_torch_path():
     _both(lambda x: ops.max_pool2d(x, 2), [channels_last(ties).requires_grad_()])
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_max_pool_kernel_infinities_nans_and_ties_like_torch_path(layout):
+    """Windows drawn from {0, ±1, ±inf, NaN, 2, 2}: the channels-last 2 x 2 loop takes its NaN-free chain of
+    comparisons unless a window's sum is NaN (a NaN, or inf - inf), and both must pick torch's position."""
+    g = torch.Generator().manual_seed(0)
+    values = torch.tensor([0.0, 1.0, -1.0, float("inf"), float("-inf"), float("nan"), 2.0, 2.0])
+    for _ in range(50):
+        x = values[torch.randint(0, len(values), (2, 17, 4, 6), generator=g)]
+        x = channels_last(x) if layout == "channels_last" else x
+        y, idx = ops.max_pool2d(x, 2, return_indices=True)
+        with _native.disabled():
+            y2, idx2 = ops.max_pool2d(x, 2, return_indices=True)
+        assert torch.equal(idx, idx2) and torch.allclose(y, y2, equal_nan=True)
+
+
 def test_learnable_p_through_the_kernel():
     x = torch.rand(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)
     p = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)

@@ -381,6 +381,25 @@ void NNLAB_FN(maxpool_fwd)(const T* x, T* y, uint8_t* idx, int64_t H, int64_t W,
         const T *t0 = xr + 2 * j * C, *t1 = t0 + C, *t2 = t0 + W * C, *t3 = t2 + C;
         T* yo = y + yoff + j * C;
         uint8_t* io = idx + yoff + j * C;
+        /* Without NaNs the first maximum is a chain of strict comparisons, half the work of the NaN-aware
+           selects; a NaN anywhere in the four vectors (their sum is NaN: inf - inf also lands here, harmlessly)
+           sends the window position back through the selects. */
+        int nan_seen = 0;
+#pragma omp simd simdlen(16) reduction(| : nan_seen)
+        for (int64_t c = 0; c < C; ++c) {
+          const T v0 = t0[c], v1 = t1[c], v2 = t2[c], v3 = t3[c];
+          const int g1 = v1 > v0;
+          const T m1 = g1 ? v1 : v0;
+          const int g2 = v2 > m1;
+          const T m2 = g2 ? v2 : m1;
+          const int g3 = v3 > m2;
+          const int k = g3 ? 3 : g2 ? 2 : g1;
+          const T sum = v0 + v1 + v2 + v3;
+          nan_seen |= sum != sum;
+          yo[c] = g3 ? v3 : m2;
+          io[c] = (uint8_t)k;
+        }
+        if (!nan_seen) continue;
 #pragma omp simd simdlen(16)
         for (int64_t c = 0; c < C; ++c) {
           const T v0 = t0[c], v1 = t1[c], v2 = t2[c], v3 = t3[c];
