@@ -87,6 +87,7 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
         max_norm=None,
         sparse=True,
         eos=args.eos,
+        ngram_hash="words",
     )
     flat = torch.cat([d.flat for d in splits])
     lengths = torch.tensor([n for d in splits for n in d.lengths])

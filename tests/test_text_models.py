@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as L
 import torch
+from omegaconf import OmegaConf
 
+from conftest import CONF
 from nnlab.data import LocalTextDataModule
 from nnlab.models.fasttext_sgd import (
     bag_shares,
@@ -18,6 +20,7 @@ from nnlab.models.fasttext_sgd import (
     linear_rates,
 )
 from nnlab.models.text import TextClassifier, linear_decay
+from nnlab.nn.fasttext import fasttext_hash
 from nnlab.nn.text import (
     FastTextBag,
     KimCNN,
@@ -298,12 +301,14 @@ def test_fasttext_step_equals_autograd_sgd_on_summed_loss():
         torch.testing.assert_close(pa, pb, msg=name)
 
 
+@pytest.mark.parametrize("words", [None, [f"w{i}" for i in range(30)]])
 @pytest.mark.parametrize("unk", [None, 1])
 @pytest.mark.parametrize("eos", [False, True])
 @pytest.mark.parametrize("ngrams", [1, 2, 3])
-def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams, unk):
+def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams, unk, words):
     torch.manual_seed(0)
-    bag = FastTextBag(30, 4, ngrams=ngrams, buckets=13, eos=eos, unk_idx=unk)
+    hashing = "ids" if words is None else "words"
+    bag = FastTextBag(30, 4, ngrams=ngrams, buckets=13, eos=eos, unk_idx=unk, words=words, ngram_hash=hashing)
     lengths = torch.tensor([4, 1, 2, 3, 1, 5])
     tokens = torch.randint(1, 4, (6, 5)) * (torch.arange(5)[None, :] < lengths[:, None])  # unk (1) a third
     tokens[1, 0] = 1  # a text of the unknown word only
@@ -319,10 +324,57 @@ def test_fasttext_bags_are_the_ngram_ids_rows_without_padding(eos, ngrams, unk):
 def test_fasttext_leaves_the_unknown_word_out_of_the_bag_but_in_its_ngrams():
     """As the C++ does with an out-of-vocabulary word; the model gets the vocabulary's unk index."""
     vocab = Vocab(["<pad>", "<unk>", "a", "b"]).to_dict()
-    m = TextClassifier(vocab, 2, encoder="fasttext", embed_dim=4, ngrams=2, buckets=7, dropout=0.0, max_norm=None)
+    m = TextClassifier(
+        vocab, 2, encoder="fasttext", embed_dim=4, ngrams=2, buckets=7, dropout=0.0, max_norm=None, ngram_hash="words"
+    )
     ids = m.encoder.ngram_ids(torch.tensor([[2, 1, 3]]), torch.tensor([3]))
     assert ids[0, :3].tolist() == [2, 0, 3]
-    assert ids[0, 3:].tolist() == [4 + (a * FastTextBag.HASH_MULT + b) % 7 for a, b in ((2, 1), (1, 3))]
+    assert ids[0, 3:].tolist() == [4 + _cpp_bucket(a, b, 7) for a, b in (("a", "<unk>"), ("<unk>", "b"))]
+
+
+def _cpp_bucket(a: str, b: str, buckets: int) -> int:
+    """The C++ fastText's bucket of the bigram (a, b), in Python's unbounded integers: ``uint64_t h = hash(a)``
+    (the int32 hash sign-extended), ``h = h * 116049371 + hash(b)`` modulo 2^64, then ``h % bucket``."""
+    h = fasttext_hash(a) % 2**64
+    h = (h * 116049371 + fasttext_hash(b)) % 2**64
+    return h % buckets
+
+
+def test_fasttext_checkpoints_from_before_the_word_hash_keep_their_buckets():
+    """A model saved without ``ngram_hash`` (trained on id hashes) is rebuilt with id hashes; the configs ask for
+    the words' hashes."""
+    vocab = Vocab(["<pad>", "<unk>", "a", "b"]).to_dict()
+    old = TextClassifier(vocab, 2, encoder="fasttext", embed_dim=4, ngrams=2, buckets=7, dropout=0.0, max_norm=None)
+    ids = old.encoder.ngram_ids(torch.tensor([[2, 3]]), torch.tensor([2]))
+    assert ids[0, 2].item() == 4 + (2 * FastTextBag.HASH_MULT + 3) % 7
+    assert OmegaConf.load(CONF / "model" / "fasttext.yaml").ngram_hash == "words"
+    with pytest.raises(ConfigError, match="ngram_hash"):
+        FastTextBag(4, 4, ngrams=2, buckets=7, ngram_hash="strings")
+
+
+def test_fasttext_hash_is_the_cpp_word_hash():
+    # FNV-1a 32-bit test vectors for ASCII; "xé" (a byte >= 0x80, sign-extended as the C++ does) gave subword
+    # id 300063 modulo 1000003 in the C++ fastText 0.9.3 (get_subwords of a model with minn = maxn = 2)
+    assert [fasttext_hash(w) % 2**32 for w in ("", "a", "foobar")] == [0x811C9DC5, 0xE40C292C, 0xBF9CF968]
+    assert (fasttext_hash("xé") % 2**32) % 1000003 == 300063
+    assert fasttext_hash("foobar") < 0  # kept as the int32 the C++ stores, sign-extended when hashed on
+
+
+@pytest.mark.parametrize("buckets", [7, 2_000_000])
+def test_fasttext_bigram_buckets_are_the_cpp_ones(buckets):
+    """Word bigrams land in the C++ model's bucket, including the hashes whose 64-bit value has the top bit set
+    (the int64 arithmetic wraps to the same bits; ``_bucket`` reads them unsigned)."""
+    words = ["<pad>", "<unk>", "the", "movie", "é", "n't", "good", *[f"w{i}" for i in range(40)]]
+    bag = FastTextBag(len(words), 4, ngrams=2, buckets=buckets, eos=True, unk_idx=1, words=words, ngram_hash="words")
+    tokens = torch.arange(2, len(words)).view(1, -1)
+    ids = bag.ngram_ids(tokens, torch.tensor([tokens.shape[1]]))
+    names = [words[t] for t in tokens[0].tolist()] + ["</s>"]
+    expected = [bag.bucket_offset + _cpp_bucket(a, b, buckets) for a, b in zip(names, names[1:])]
+    assert ids[0, len(names) :].tolist() == expected
+    signs = {
+        (fasttext_hash(a) % 2**64 * 116049371 + fasttext_hash(b)) % 2**64 >= 2**63 for a, b in zip(names, names[1:])
+    }
+    assert signs == {True, False}  # both halves of the unsigned range are exercised
 
 
 def test_linear_rates_decay_with_the_work_done_before_each_step():

@@ -264,13 +264,15 @@ def build_encoder(
     allowed = [
         p
         for p in inspect.signature(cls.__init__).parameters
-        if p not in ("self", "embedding", "num_words", "dim", "padding_idx", "weight", "unk_idx")
+        if p not in ("self", "embedding", "num_words", "dim", "padding_idx", "weight", "unk_idx", "words")
     ]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ConfigError(f"model.{unknown[0]} is not an option of model.encoder={name}; valid: {', '.join(allowed)}")
     if name == "fasttext":
-        return FastTextBag(vocab_size, embed_dim, padding_idx=pad_index, weight=weight, unk_idx=unk_index, **kwargs)
+        return FastTextBag(
+            vocab_size, embed_dim, padding_idx=pad_index, weight=weight, unk_idx=unk_index, words=itos, **kwargs
+        )
     emb = make_embedding(vocab_size, embed_dim, pad_index)
     if weight is not None:
         with torch.no_grad():
