@@ -66,6 +66,16 @@ def write_fasttext_file(path: Path, examples, labels, dm, seed: int = 0) -> None
             f.write(f"__label__{labels.index(lab)} {' '.join(words)}\n")
 
 
+def nine_folds(dm):
+    """MR's DataModule with the nine folds around the test fold as its whole training split: no validation set is
+    carved out (one training sentence stands in for it, unused here). The vocabulary is built from the training
+    split, and the C++ builds its own from the whole training file. With the validation tenth appended after the
+    vocabulary was built, its words were unknown to ours: 0.66-1.03 points of MR bigram accuracy (their n-grams
+    collapsed onto <unk>'s)."""
+    dm.carve_val = lambda train: (train, train[:1])
+    return dm
+
+
 def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
     """Train nnlab's fastText (TextClassifier, encoder=fasttext, fit_fasttext): (fit seconds, test acc)."""
     import torch
@@ -170,7 +180,7 @@ def main() -> int:
     makers = {
         "sst2": lambda: SST2DataModule(data_dir=args.data_dir, phrases=False),
         "sst5": lambda: SST5DataModule(data_dir=args.data_dir, phrases=False),
-        "mr": lambda: MRDataModule(data_dir=args.data_dir, fold=0),
+        "mr": lambda: nine_folds(MRDataModule(data_dir=args.data_dir, fold=0)),
         # both sides train on the same phrase file (written from the trees) and test on the same sentences
         "sst2_phrases": lambda: SST2DataModule(data_dir=args.data_dir, phrases=True),
         "sst5_phrases": lambda: SST5DataModule(data_dir=args.data_dir, phrases=True),
@@ -183,11 +193,9 @@ def main() -> int:
             dm = makers[name]()
             dm.setup("fit")
             # SST: the official train split. MR (no official split): the nine folds around test fold 0, a 90/10
-            # split as in the C++ reference numbers. Neither side uses a validation set.
-            train_raw = dm.raw["train"] + (dm.raw["val"] if name == "mr" else [])
+            # split as in the C++ reference numbers (nine_folds). Neither side uses a validation set.
+            train_raw = dm.raw["train"]
             train = dm.datasets["train"]
-            if name == "mr":
-                train = torch.utils.data.ConcatDataset([train, dm.datasets["val"]])
             # The C++ trains in its file's order and its seed only draws the init: each seed gets its own order
             # of the file, as each of ours draws its own shuffles (one fixed order would put that order's luck,
             # 1.8 points between the best and the worst of 8 orders on SST-1 bigrams, into every C++ run).
