@@ -114,7 +114,7 @@ class FastTextBag(nn.Module):
         valid = torch.arange(length, device=tokens.device)[None, :] < lengths.to(tokens.device)[:, None]
         words = valid if self.unk_idx is None else valid & (tokens != self.unk_idx)
         parts = [tokens.masked_fill(~words, self.padding_idx)]
-        keys = self.hash_keys[tokens.masked_fill(~valid, 0)] if self.ngrams > 1 else tokens
+        keys = self.hash_keys[tokens] if self.ngrams > 1 else tokens  # padding is an id too
         h = keys
         for order in range(2, self.ngrams + 1):
             if length < order:

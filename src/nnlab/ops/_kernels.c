@@ -345,6 +345,20 @@ void NNLAB_FN(bn_rows_bwd_apply)(const T* dy, const T* x, T* dx, int64_t C, cons
   const T* xr = x + (rows ? (plane * H + i * kh) * W * C : (plane * H + i * kh) * W);    \
   const int64_t yoff = rows ? (plane * Ho + i) * Wo * C : (plane * Ho + i) * Wo;
 
+/* A 2 x 2 window's maximum M and the position K (0-3) of its first maximum, or of its first NaN with M = NaN (what
+   torch.max returns), from its taps V0..V3 in row-major order: the maximum first, then the first position holding
+   it, as selects rather than branches so that the loops around it vectorise. */
+#define MAX4_FIRST(V0, V1, V2, V3, M, K)                                                              \
+  do {                                                                                                \
+    const T m01_ = (V1) > (V0) ? (V1) : (V0), m23_ = (V3) > (V2) ? (V3) : (V2);                       \
+    const T m_ = m23_ > m01_ ? m23_ : m01_;                                                           \
+    const int n0_ = (V0) != (V0), n1_ = (V1) != (V1), n2_ = (V2) != (V2), n3_ = (V3) != (V3);         \
+    const int nan_ = n0_ | n1_ | n2_ | n3_;                                                           \
+    const int h0_ = nan_ ? n0_ : (V0) == m_, h1_ = nan_ ? n1_ : (V1) == m_, h2_ = nan_ ? n2_ : (V2) == m_; \
+    (K) = h0_ ? 0 : h1_ ? 1 : h2_ ? 2 : 3;                                                            \
+    (M) = nan_ ? (T)NAN : m_;                                                                         \
+  } while (0)
+
 /* y = max over the window; idx = row-major position of its first maximum (a NaN, once seen, stays). */
 void NNLAB_FN(maxpool_fwd)(const T* x, T* y, uint8_t* idx, int64_t H, int64_t W, int64_t C, int64_t rows,
                            int64_t kh, int64_t kw, int64_t Ho, int64_t Wo, int64_t b, int64_t e) {
@@ -360,22 +374,17 @@ void NNLAB_FN(maxpool_fwd)(const T* x, T* y, uint8_t* idx, int64_t H, int64_t W,
 #pragma omp simd simdlen(16)
       for (int64_t j = 0; j < Wo; ++j) {
         const T v0 = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
-        /* The maximum first, then the first position holding it (or the first NaN, which torch.max returns),
-           as selects rather than branches so that the loop vectorises. */
-        const T m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
-        const T m = m23 > m01 ? m23 : m01;
-        const int n0 = v0 != v0, n1 = v1 != v1, n2 = v2 != v2, n3 = v3 != v3;
-        const int nan = n0 | n1 | n2 | n3;
-        const int h0 = nan ? n0 : v0 == m, h1 = nan ? n1 : v1 == m, h2 = nan ? n2 : v2 == m;
-        const int k = h0 ? 0 : h1 ? 1 : h2 ? 2 : 3;
-        yo[j] = nan ? (T)NAN : m;
+        T m;
+        int k;
+        MAX4_FIRST(v0, v1, v2, v3, m, k);
+        yo[j] = m;
         io[j] = (uint8_t)k;
       }
       continue;
     }
     if (kh == 2 && kw == 2 && rows) {
       /* Channels-last 2 x 2: the four taps of a window are four channel vectors, so the whole window is one
-         pass of the planar selects above, over channels. The general loop below re-reads and re-writes y and
+         pass over channels. The general loop below re-reads and re-writes y and
          the uint8 index once per tap, which ran at twice torch's time. */
       for (int64_t j = 0; j < Wo; ++j) {
         const T *t0 = xr + 2 * j * C, *t1 = t0 + C, *t2 = t0 + W * C, *t3 = t2 + C;
@@ -402,14 +411,10 @@ void NNLAB_FN(maxpool_fwd)(const T* x, T* y, uint8_t* idx, int64_t H, int64_t W,
         if (!nan_seen) continue;
 #pragma omp simd simdlen(16)
         for (int64_t c = 0; c < C; ++c) {
-          const T v0 = t0[c], v1 = t1[c], v2 = t2[c], v3 = t3[c];
-          const T m01 = v1 > v0 ? v1 : v0, m23 = v3 > v2 ? v3 : v2;
-          const T m = m23 > m01 ? m23 : m01;
-          const int n0 = v0 != v0, n1 = v1 != v1, n2 = v2 != v2, n3 = v3 != v3;
-          const int nan = n0 | n1 | n2 | n3;
-          const int h0 = nan ? n0 : v0 == m, h1 = nan ? n1 : v1 == m, h2 = nan ? n2 : v2 == m;
-          const int k = h0 ? 0 : h1 ? 1 : h2 ? 2 : 3;
-          yo[c] = nan ? (T)NAN : m;
+          T m;
+          int k;
+          MAX4_FIRST(t0[c], t1[c], t2[c], t3[c], m, k);
+          yo[c] = m;
           io[c] = (uint8_t)k;
         }
       }

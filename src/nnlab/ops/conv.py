@@ -244,7 +244,7 @@ class _NativeConv:
     """
 
     @staticmethod
-    def forward(x, weight, bias, padding, dilation):
+    def forward(x, weight, bias, padding, dilation, out_format):
         N, C, H, W = x.shape
         O, _, kh, kw = weight.shape
         (ph, pw), (dh, dw) = padding, dilation
@@ -257,7 +257,7 @@ class _NativeConv:
             bp = bias.new_zeros(Op)
             bp[:O] = bias.detach()
         Ho, Wo = H + 2 * ph - dh * (kh - 1), W + 2 * pw - dw * (kw - 1)
-        y = torch.empty(N, O, Ho, Wo, dtype=x.dtype, memory_format=_out_format(x, weight))
+        y = torch.empty(N, O, Ho, Wo, dtype=x.dtype, memory_format=out_format)
         _conv_rows(xp, C, wp, bp, y, (kh, kw), dilation)
         return y, xp
 
@@ -329,8 +329,8 @@ class Conv2dFunction(torch.autograd.Function):
         ctx.conf = (x.shape, stride, padding, dilation, groups, bias is not None)
         ctx.native = _native_takes(x, weight, bias, stride, padding, dilation, groups)
         if ctx.native:
-            y, xp = _NativeConv.forward(x, weight, bias, padding, dilation)
-            ctx.x_format = _out_format(x, weight)
+            ctx.x_format = _out_format(x, weight)  # y's format, and dX's in the backward
+            y, xp = _NativeConv.forward(x, weight, bias, padding, dilation, ctx.x_format)
             ctx.save_for_backward(xp, weight)
             return y
         ctx.rows = stride[0] == 1 and groups == 1
