@@ -97,6 +97,7 @@ def fit_ours(dm, train, args, ngrams: int, seed: int) -> tuple[float, float]:
         sparse=True,
         eos=args.eos,
         ngram_hash="words",
+        ngram_init=args.ngram_init,
     )
     lengths = torch.tensor(train.lengths)
     fit_fasttext(model, train.flat, lengths, train.labels, args.epoch, args.lr, seed, threads=args.threads)
@@ -156,6 +157,8 @@ def main() -> int:
                 Key("threads", 2, "Hogwild threads of both trainers (ours: also torch's threads)", int,
                     check=at_least(1)),
                 Key("eos", True, "ours: an end-of-sentence word in every bag, as the C++ reads </s> (model.eos)", bool),
+                Key("ngram_init", "zero", "ours: n-gram rows start at zero or U(-1/dim, 1/dim) (model.ngram_init)", str,
+                    choices=("zero", "uniform")),
                 Key("torch_threads", 1, "ours: torch threads for the hashing (2 wait on each other on a busy machine)",
                     int, check=at_least(1)),
                 Key("repeats", 5, "seeds per cell (median)", int, check=at_least(1)),
@@ -229,7 +232,7 @@ def main() -> int:
                 print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}), file=sys.stderr)
     print(
         f"threads: ours {args.threads} (C kernel, Hogwild; torch {args.torch_threads}), C++ {args.threads} (Hogwild); "
-        f"eos={args.eos}; "
+        f"eos={args.eos}; ngram_init={args.ngram_init}; "
         f"rules: acc >= C++ - {args.max_acc_drop}, ratio <= {args.max_ratio}"
     )
     cols = ("dataset", "ngrams", "ours acc", "C++ acc", "diff", "ours s", "C++ s", "ratio", "load", "rules")
@@ -240,7 +243,19 @@ def main() -> int:
         vals += [r.get("time_ratio", nan), r["load"]]
         met = {True: "met", False: "NOT met"}.get(r.get("rules_met"), "-")
         print(f"{r['dataset']:>12} {r['ngrams']:12d} " + " ".join(f"{v:12.3f}" for v in vals) + f" {met:>12}")
-    keys = ("dim", "epoch", "lr", "bucket", "threads", "torch_threads", "eos", "repeats", "max_acc_drop", "max_ratio")
+    keys = (
+        "dim",
+        "epoch",
+        "lr",
+        "bucket",
+        "threads",
+        "torch_threads",
+        "eos",
+        "ngram_init",
+        "repeats",
+        "max_acc_drop",
+        "max_ratio",
+    )
     settings = {k: getattr(args, k) for k in keys}
     report = {"settings": settings, "torch": torch.__version__, "load_end": os.getloadavg()[0], "rows": rows}
     print(f"load average (1 min) at the end: {report['load_end']:.2f}")

@@ -352,6 +352,28 @@ def test_fasttext_checkpoints_from_before_the_word_hash_keep_their_buckets():
         FastTextBag(4, 4, ngrams=2, buckets=7, ngram_hash="strings")
 
 
+def test_fasttext_ngram_rows_start_at_zero_and_word_rows_uniform():
+    """``ngram_init=zero`` (the config's and the default): every bucket row 0, the words' and the end-of-sentence
+    rows drawn from U(-1/dim, 1/dim) with the same values as ``uniform`` gives them; ``uniform`` draws the buckets
+    too. An unknown choice fails with one line."""
+    dim, buckets = 5, 50
+    torch.manual_seed(3)
+    zero = FastTextBag(20, dim, ngrams=2, buckets=buckets, padding_idx=0, eos=True)
+    torch.manual_seed(3)
+    uniform = FastTextBag(20, dim, ngrams=2, buckets=buckets, padding_idx=0, eos=True, ngram_init="uniform")
+    wz, wu = zero.bag.weight.detach(), uniform.bag.weight.detach()
+    assert zero.bucket_offset == 21 and wz.shape == (21 + buckets, dim)
+    assert torch.equal(wz[21:], torch.zeros(buckets, dim))
+    assert torch.equal(wz[:21], wu[:21])
+    words, grams = wz[1:21], wu[21:]
+    for rows in (words, grams):
+        assert rows.abs().max() <= 1 / dim and (rows != 0).all() and rows.std() > 0.4 / dim
+    assert torch.equal(wz[0], torch.zeros(dim))  # padding
+    assert OmegaConf.load(CONF / "model" / "fasttext.yaml").ngram_init == "zero"
+    with pytest.raises(ConfigError, match="ngram_init"):
+        FastTextBag(4, 4, ngrams=2, buckets=7, ngram_init="normal")
+
+
 def test_fasttext_hash_is_the_cpp_word_hash():
     # FNV-1a 32-bit test vectors for ASCII; "xé" (a byte >= 0x80, sign-extended as the C++ does) gave subword
     # id 300063 modulo 1000003 in the C++ fastText 0.9.3 (get_subwords of a model with minn = maxn = 2)

@@ -47,6 +47,14 @@ class FastTextBag(nn.Module):
     ``words``: the vocabulary's strings, by id (``num_words`` of them); ``ngram_hash="words"`` hashes the n-grams
     over them (the C++ buckets, the configs' choice), ``"ids"`` over the ids (the default, which is what
     checkpoints saved before the choice existed were trained with).
+
+    ``ngram_init="zero"`` (the default) starts the n-gram rows at zero and the word rows at U(-1/dim, 1/dim);
+    ``"uniform"`` draws them all from U(-1/dim, 1/dim). The C++ fastText draws its input matrix in ten blocks
+    of rows, one per thread, and runs only ``thread`` of them (``DenseMatrix::uniform``): at 1 or 2 threads
+    the words and the first 10-20 % of the 2M buckets are random, the other 80-90 % zero. A bucket that no
+    training n-gram reached then adds nothing to a test text's mean, where a random row adds noise; that was
+    the whole bigram deficit of ours against it (1 thread, 100 seeds on MR: -0.21 uniform, -0.12 zero;
+    docs/text.md). Zero rows are also its thread-independent form.
     """
 
     HASH_MULT = 116049371
@@ -65,8 +73,11 @@ class FastTextBag(nn.Module):
         unk_idx: int | None = None,
         words: Sequence[str] | None = None,
         ngram_hash: str = "ids",
+        ngram_init: str = "zero",
     ):
         super().__init__()
+        if ngram_init not in ("zero", "uniform"):
+            raise ConfigError(f"model.ngram_init={ngram_init!r} must be 'zero' or 'uniform'")
         if ngram_hash not in ("words", "ids"):
             raise ConfigError(f"model.ngram_hash={ngram_hash!r} must be 'words' or 'ids'")
         if ngram_hash == "words" and words is None:
@@ -86,8 +97,10 @@ class FastTextBag(nn.Module):
         self.bucket_offset = num_words + int(eos)
         rows = self.bucket_offset + self.buckets
         # fastText's input init: U(-1/dim, 1/dim), drawn once (EmbeddingBag's own N(0, 1) init of the
-        # 2M-row table would be thrown away) and on torch's threads (hash_uniform_: same values on any count)
-        init = hash_uniform_(torch.empty(rows, dim), 1.0 / dim)
+        # 2M-row table would be thrown away) and on torch's threads (hash_uniform_: same values on any count).
+        # The n-gram rows start at zero unless ngram_init=uniform (class docstring).
+        init = torch.zeros(rows, dim) if ngram_init == "zero" else torch.empty(rows, dim)
+        hash_uniform_(init[: self.bucket_offset] if ngram_init == "zero" else init, 1.0 / dim)
         self.bag = nn.EmbeddingBag(rows, dim, mode="mean", sparse=sparse, padding_idx=padding_idx, _weight=init)
         # What the n-gram hash reads for each id (the end-of-sentence word last): derived from the vocabulary,
         # which checkpoints keep in their hyperparameters, so not a checkpoint entry of its own.
