@@ -63,7 +63,9 @@ def _both(fn, inputs, threads=1):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(256, 40), (6, 5, 9, 7), (4, 3, 5, 2, 3), (300, 4, 32, 32)])
+# (1031, 70): large enough for two threads, so (N, C) features take the rows-split team (bn_rows_*_team) at 2,
+# with odd rows and channels split unevenly between the threads
+@pytest.mark.parametrize("shape", [(256, 40), (1031, 70), (6, 5, 9, 7), (4, 3, 5, 2, 3), (300, 4, 32, 32)])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("threads", THREADS)
@@ -87,6 +89,25 @@ def test_batch_norm_kernel_equals_torch_path(dtype, shape, layout, training, thr
     _both(fn, [x.requires_grad_(), w, b], threads)
     for a, ref in zip(rms[0], rms[1]):  # running statistics updated identically
         assert_close_scaled(a, ref, "running stats")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", THREADS)
+def test_batch_norm_rows_team_centres_a_constant_channel_exactly(dtype, threads):
+    """Rows split over the team's threads, a constant channel still gives mean = the constant and exact zeros
+    (derivations §1.1), whichever thread's rows hold which values; the team is what runs at 2 threads."""
+    x = torch.randn(1031, 70, generator=torch.Generator().manual_seed(2), dtype=dtype)
+    x[:, 3] = 1 / 3
+    x[:, 69] = -7.25
+    with _thread_mode(threads):
+        if threads == 2:
+            assert _native.team_threads(1031, x.numel()) == 2
+        rm, rv = torch.zeros(70, dtype=dtype), torch.ones(70, dtype=dtype)
+        y = ops.batch_norm(x, rm, rv, None, None, training=True)
+    assert torch.equal(y[:, 3], torch.zeros(1031, dtype=dtype)) and torch.equal(
+        y[:, 69], torch.zeros(1031, dtype=dtype)
+    )
+    assert torch.equal(rv[[3, 69]], torch.full((2,), 0.9, dtype=dtype))  # variance exactly 0: 0.9 * 1 + 0.1 * 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -322,3 +343,11 @@ def test_build_without_openmp_runs_each_entry_point_on_one_thread(tmp_path):
     # planar: C=1, rows=0; the work items are the 2·3·4 output rows, asked for on "2 threads"
     fwd(x.data_ptr(), y.data_ptr(), idx.data_ptr(), 8, 8, 1, 0, 2, 2, 4, 4, 24, 2)
     assert torch.equal(y, F.max_pool2d(x, 2))
+    # the rows-split batch norm, a team with barriers under OpenMP, is one thread doing every pass without it
+    xb, yb = torch.randn(37, 6), torch.empty(37, 6)
+    mean, var, rstd = torch.empty(6), torch.empty(6), torch.empty(6)
+    team = lib.bn_rows_fwd_team_f32
+    team.argtypes = _native._SIGNATURES["bn_rows_fwd_team_f32"]
+    ptrs = [t.data_ptr() for t in (xb, yb)] + [None, None] + [t.data_ptr() for t in (mean, var, rstd)] + [None, None]
+    team(*ptrs, 0.1, 1e-5, 1, 37, 6, 2)
+    torch.testing.assert_close(yb, F.batch_norm(xb, None, None, training=True))

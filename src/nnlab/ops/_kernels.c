@@ -333,6 +333,92 @@ void NNLAB_FN(bn_rows_bwd_apply)(const T* dy, const T* x, T* dx, int64_t C, cons
   NNLAB_FN(bn_bwd_apply)(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, 1, 1, mean, a, bb, cc, 0, C);
 }
 
+/* The whole rows-layout forward and backward in one OpenMP team, split by rows: thread t of n takes rows
+   [M t / n, M (t + 1) / n), the contiguous range torch's own element-wise ops give it, so what the step's other
+   ops just wrote (dy, the output buffers) is read from the thread's own cache. A channel split reads half of every
+   tensor from the other core's cache: on (256, 512) at 2 threads that made the backward 77 us against 48 with dy
+   already local. The passes are those of bn_fwd / bn_bwd (the same blocks of BLOCK rows summed in T, the slots
+   added in double), separated by barriers; between passes each thread finishes the per-channel vectors of its
+   own channel range [C t / n, C (t + 1) / n). Without OpenMP the team is one thread and does it all.
+   Arguments as bn_fwd / bn_bwd with M rows of C channels, and the team's size last. */
+void NNLAB_FN(bn_rows_fwd_team)(const T* x, T* y, const T* gamma, const T* beta, T* mean, T* var, T* rstd,
+                                T* run_mean, T* run_var, double momentum, double eps, int64_t training, int64_t M,
+                                int64_t C, int64_t threads) {
+  double* part = (double*)calloc((size_t)(2 * threads * C), sizeof(double)); /* a slot of C per thread, twice */
+  T* scratch = (T*)malloc((size_t)(4 * C) * sizeof(T));
+  T *K = scratch, *corr = scratch + C, *scale = scratch + 2 * C, *shift = scratch + 3 * C;
+  double* part2 = part + threads * C;
+  const double m = (double)M;
+  memcpy(K, x, (size_t)C * sizeof(T)); /* the shift of bn_stats: each channel's first value */
+  NNLAB_TEAM {
+    const int64_t t = NNLAB_TID, n = NNLAB_NT;
+    const int64_t r0 = M * t / n, r1 = M * (t + 1) / n, c0 = C * t / n, c1 = C * (t + 1) / n;
+    if (training) {
+      NNLAB_FN(bn_rows_sum)(x, C, K, part, t, r0, r1);
+      _Pragma("omp barrier");
+      for (int64_t c = c0; c < c1; ++c) {
+        double s = 0;
+        for (int64_t j = 0; j < n; ++j) s += part[j * C + c];
+        const double mu = (double)K[c] + s / m;
+        mean[c] = (T)mu;
+        corr[c] = (T)(mu - (double)mean[c]);
+      }
+      _Pragma("omp barrier");
+      NNLAB_FN(bn_rows_sq)(x, C, mean, corr, part2, t, r0, r1);
+      _Pragma("omp barrier");
+      for (int64_t c = c0; c < c1; ++c) {
+        double q = 0;
+        for (int64_t j = 0; j < n; ++j) q += part2[j * C + c];
+        var[c] = (T)(q / m);
+      }
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+      const T r = (T)1 / (T)sqrt((double)(var[c] + (T)eps));
+      rstd[c] = r;
+      scale[c] = gamma ? r * gamma[c] : r;
+      shift[c] = beta ? beta[c] : (T)0;
+      if (training && run_mean) run_mean[c] = run_mean[c] * (T)(1 - momentum) + (T)momentum * mean[c];
+      if (training && run_var)
+        run_var[c] = run_var[c] * (T)(1 - momentum) + (T)momentum * (T)((double)var[c] * (m / (m - 1)));
+    }
+    _Pragma("omp barrier");
+    NNLAB_FN(bn_apply)(x + r0 * C, y + r0 * C, r1 - r0, C, 1, 1, mean, scale, shift, 0, C);
+  }
+  free(part);
+  free(scratch);
+}
+
+void NNLAB_FN(bn_rows_bwd_team)(const T* dy, const T* x, T* dx, const T* gamma, const T* mean, const T* rstd,
+                                T* dgamma, T* dbeta, int64_t training, int64_t M, int64_t C, int64_t threads) {
+  double* part = (double*)calloc((size_t)(2 * threads * C), sizeof(double));
+  T* scratch = (T*)malloc((size_t)(3 * C) * sizeof(T));
+  T *a = scratch, *bb = scratch + C, *cc = scratch + 2 * C;
+  const T m = (T)M;
+  NNLAB_TEAM {
+    const int64_t t = NNLAB_TID, n = NNLAB_NT;
+    const int64_t r0 = M * t / n, r1 = M * (t + 1) / n, c0 = C * t / n, c1 = C * (t + 1) / n;
+    NNLAB_FN(bn_rows_bsum)(dy, x, C, mean, part, t, r0, r1);
+    _Pragma("omp barrier");
+    for (int64_t c = c0; c < c1; ++c) {
+      double s = 0, q = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        s += part[2 * j * C + c];
+        q += part[(2 * j + 1) * C + c];
+      }
+      const T r = rstd[c], ga = gamma ? gamma[c] * r : r;
+      dbeta[c] = (T)s;
+      dgamma[c] = (T)q * r; /* sum(dy * xhat) */
+      a[c] = ga;
+      bb[c] = training ? -ga * r * dgamma[c] / m : (T)0;
+      cc[c] = training ? -ga * dbeta[c] / m : (T)0;
+    }
+    _Pragma("omp barrier");
+    NNLAB_FN(bn_bwd_apply)(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, 1, 1, mean, a, bb, cc, 0, C);
+  }
+  free(part);
+  free(scratch);
+}
+
 /* ----------------------------------------------------------------------------------------------- pools
 
    Tiled windows only (stride = kernel, no padding or dilation): each input element lies in at most one window.

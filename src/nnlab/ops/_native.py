@@ -42,6 +42,9 @@ for _suf, _T in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
             f"bn_rows_bsum_{_suf}": [_P, _P, _I, _P, _P, _I, _I, _I],
             f"bn_rows_apply_{_suf}": [_P, _P, _I, _P, _P, _P, _I, _I, _I],
             f"bn_rows_bwd_apply_{_suf}": [_P, _P, _P, _I, _P, _P, _P, _P, _I, _I, _I],
+            # one OpenMP team split by rows (M, C, threads last)
+            f"bn_rows_fwd_team_{_suf}": [_P] * 9 + [_D, _D, _I, _I, _I, _I],
+            f"bn_rows_bwd_team_{_suf}": [_P] * 8 + [_I, _I, _I, _I],
             f"maxpool_fwd_{_suf}": [_P, _P, _P, *_POOL],
             f"maxpool_bwd_{_suf}": [_P, _P, _P, *_POOL],
             f"avgpool_fwd_{_suf}": [_P, _P, _T, *_POOL],
@@ -182,6 +185,16 @@ def threads_for(total: int, numel: int, min_parallel: int | None = None) -> int:
         team = _uses_openmp(_state.get("lib") or _state.get("conv_lib"))
         min_parallel = _MIN_PARALLEL["openmp" if team else "python"]
     return min(torch.get_num_threads(), total, max(1, numel // min_parallel))
+
+
+def team_threads(total: int, numel: int) -> int:
+    """Threads for a kernel that runs as one OpenMP team with barriers inside (``bn_rows_*_team``): as
+    ``threads_for``, or 0 where the build has no OpenMP or Python threads are asked for (the caller then takes a
+    kernel that Python can split), or where one thread is enough."""
+    if not _uses_openmp(load()):
+        return 0
+    t = threads_for(total, numel)
+    return t if t > 1 else 0
 
 
 def _python_pool(threads: int) -> ThreadPoolExecutor:

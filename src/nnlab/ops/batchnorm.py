@@ -210,7 +210,8 @@ def _native_forward(x, lay, running_mean, running_var, weight, bias, training: b
     """bn_fwd of _kernels.c: statistics, y and the running-statistics update in one call per thread."""
     dims = _native_dims(x, lay)
     C = dims[1]
-    threads = _rows_split(x, dims)
+    team = _native.team_threads(dims[0], x.numel()) if dims[3] else 0
+    threads = 0 if team else _rows_split(x, dims)
     if threads:
         return _rows_forward(x, dims, threads, running_mean, running_var, weight, bias, training, momentum, eps)
     y = torch.empty_like(x)
@@ -226,7 +227,10 @@ def _native_forward(x, lay, running_mean, running_var, weight, bias, training: b
     rstd = x.new_empty(C)
     (w, _keep_w), (b, _keep_b) = _ptr(weight, x), _ptr(bias, x)
     args = (x.data_ptr(), y.data_ptr(), w, b, mean.data_ptr(), var.data_ptr(), rstd.data_ptr(), rm, rv)
-    _native.parallel(_native.fn("bn_fwd", x.dtype), (*args, momentum, eps, int(training), *dims), C, x.numel())
+    if team:  # rows split in one OpenMP team: each thread reads the rows the step's other ops wrote from its cache
+        _native.fn("bn_rows_fwd_team", x.dtype)(*args, momentum, eps, int(training), dims[0], C, team)
+    else:
+        _native.parallel(_native.fn("bn_fwd", x.dtype), (*args, momentum, eps, int(training), *dims), C, x.numel())
     if training:
         m = x.numel() // C
         if running_mean is not None and rm is None:
@@ -245,13 +249,18 @@ def _native_backward(dy, x, lay, mean, rstd, weight, training: bool):
         dy = dy.contiguous()
     elif not dy.is_contiguous(memory_format=_native.memory_format(x)):
         dy = dy.contiguous(memory_format=_native.memory_format(x))  # the kernels index dy like x
-    threads = _rows_split(x, dims)
+    team = _native.team_threads(dims[0], x.numel()) if dims[3] else 0
+    threads = 0 if team else _rows_split(x, dims)
     if threads:
         return _rows_backward(dy, x, dims, threads, mean, rstd, weight, training)
     dx = torch.empty_like(x)
     dweight, dbias = x.new_empty(C), x.new_empty(C)
     w, _keep = _ptr(weight, x)
     args = (dy.data_ptr(), x.data_ptr(), dx.data_ptr(), w, mean.data_ptr(), rstd.data_ptr())
+    if team:
+        f = _native.fn("bn_rows_bwd_team", x.dtype)
+        f(*args, dweight.data_ptr(), dbias.data_ptr(), int(training), dims[0], C, team)
+        return dx, dweight, dbias
     _native.parallel(
         _native.fn("bn_bwd", x.dtype),
         (*args, dweight.data_ptr(), dbias.data_ptr(), int(training), *dims),
