@@ -277,6 +277,33 @@ def test_max_norm_rescales_only_long_rows():
     torch.testing.assert_close(w, torch.tensor([[1.8, 2.4], [0.3, 0.4]]))
 
 
+def test_label_smoothing_is_the_training_target_only():
+    """Training loss = (1 - eps) CE + eps * mean_k(-log p_k), written out here; val/test stay plain CE."""
+    vocab = Vocab(["<pad>", "<unk>", "good", "bad"]).to_dict()
+    m = TextClassifier(vocab, 3, encoder="cnn", embed_dim=4, num_filters=2, label_smoothing=0.3)
+    m.log = lambda *a, **k: None
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    y = torch.tensor([0, 1])
+    logp = logits.log_softmax(-1)
+    nll = -logp[torch.arange(2), y]
+    expected = (0.7 * nll + 0.3 * (-logp).mean(-1)).mean()
+    torch.testing.assert_close(m._log_stage("train", logits, y), expected)
+    torch.testing.assert_close(m._log_stage("val", logits, y), nll.mean())
+    with pytest.raises(ConfigError, match=r"model.label_smoothing=1.0 must be in \[0, 1\)"):
+        TextClassifier(vocab, 3, encoder="cnn", embed_dim=4, num_filters=2, label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="model.update=fasttext takes one-hot targets"):
+        TextClassifier(
+            vocab,
+            3,
+            encoder="fasttext",
+            embed_dim=4,
+            dropout=0.0,
+            max_norm=None,
+            update="fasttext",
+            label_smoothing=0.1,
+        )
+
+
 def _fasttext_pair():
     torch.manual_seed(0)
     vocab = Vocab(["<pad>", "<unk>", *[f"w{i}" for i in range(20)]]).to_dict()

@@ -65,6 +65,8 @@ class TextClassifier(LightningModule):
             ``w_ema <- d_t w_ema + (1 - d_t) w`` with ``d_t = min(d, (1 + t) / (10 + t))`` (a short warm-up, so
             the average is not held at the random init). Validation and test run on the averaged weights, so
             the best checkpoint stores them; training goes on from the raw ones (docs/text.md).
+        label_smoothing: ``eps`` of the training loss ``(1 - eps) CE(p, y) + eps * mean_k(-log p_k)`` (Szegedy
+            et al. 2016; ``F.cross_entropy``'s ``label_smoothing``); validation and test losses are plain CE.
         **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k, embed_dropout,
             word_dropout; rnn_type, hidden_size, num_layers, bidirectional, rnn_dropout, embed_dropout,
             word_dropout; ngrams, buckets, sparse).
@@ -90,6 +92,7 @@ class TextClassifier(LightningModule):
         scheduler_interval: str = "epoch",
         update: str = "autograd",
         ema: float | None = None,
+        label_smoothing: float = 0.0,
         **encoder_kwargs,
     ):
         super().__init__()
@@ -104,6 +107,9 @@ class TextClassifier(LightningModule):
         if update == "fasttext" and (encoder != "fasttext" or dropout or max_norm is not None):
             raise ConfigError("model.update=fasttext needs model.encoder=fasttext, dropout 0 and max_norm null")
         check_rate("model.dropout", dropout)
+        check_rate("model.label_smoothing", label_smoothing)
+        if update == "fasttext" and label_smoothing:
+            raise ConfigError("model.update=fasttext takes one-hot targets: set model.label_smoothing=0")
         if ema is not None and not 0.0 < ema < 1.0:
             raise ConfigError(f"model.ema={ema}: the averaging decay must be in (0, 1), e.g. 0.99, or null for none")
         if num_classes < 2:
@@ -126,6 +132,7 @@ class TextClassifier(LightningModule):
                 "scheduler_interval": scheduler_interval,
                 "update": update,
                 "ema": None if ema is None else float(ema),
+                "label_smoothing": float(label_smoothing),
                 **encoder_kwargs,
             }
         )
@@ -210,7 +217,9 @@ class TextClassifier(LightningModule):
         self._log_stage("train", logits, y)
 
     def _log_stage(self, stage: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = F.cross_entropy(logits, y)
+        # smoothing is a training target only: val/loss stays the plain cross-entropy that checkpoints compare
+        eps = self.hparams.get("label_smoothing", 0.0) if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, y, label_smoothing=eps)
         n = y.shape[0]
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=n)
         for name in ("acc", "f1"):
