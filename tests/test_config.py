@@ -171,7 +171,8 @@ def test_each_model_trains_on_its_familys_data_unless_told(model: str, data: str
 @pytest.mark.parametrize("data", ["sst2", "sst5", "mr"])
 def test_a_model_data_pair_brings_its_dev_searched_settings(model: str, data: str) -> None:
     """conf/family/model_data/<model>_<data>.yaml: the cnn and rnn train SST's phrases in batches of 200 (the rnn
-    with 200-d embeddings); the sentence batch, fastText and MR are untouched, and the command line still wins."""
+    with 200-d embeddings), fastText SST-1 at lr 1.0; the sentence batch and MR are untouched, and the command line
+    still wins."""
     cfg = compose_cfg(overrides=[f"model={model}", f"data={data}"])
     assert cfg.data.batch_size == (16 if model == "fasttext" else 50)
     if data == "mr":
@@ -182,8 +183,12 @@ def test_a_model_data_pair_brings_its_dev_searched_settings(model: str, data: st
         assert told.data.phrase_batch_size == 64
     if model == "rnn":  # stage 3 of the phrase-level search: 200-d embeddings on SST only
         assert cfg.model.embed_dim == (300 if data == "mr" else 200)
+    if model == "fasttext":  # its dev search: lr 1.0 on SST-1, the course's 0.25 elsewhere
+        assert cfg.model.optimizer.lr == (1.0 if data == "sst5" else 0.25)
+        told = compose_cfg(overrides=[f"model={model}", f"data={data}", "model.optimizer.lr=0.5"])
+        assert told.model.optimizer.lr == 0.5
     pairs = {p.stem for p in (CONF / "family" / "model_data").glob("*.yaml")}
-    assert pairs == {"cnn_sst2", "cnn_sst5", "rnn_sst2", "rnn_sst5"}  # each names a model and a data config
+    assert pairs == {"cnn_sst2", "cnn_sst5", "rnn_sst2", "rnn_sst5", "fasttext_sst5"}  # each names a model and a data config
     for pair in pairs:
         m, d = pair.split("_")
         assert (CONF / "model" / f"{m}.yaml").is_file() and (CONF / "data" / f"{d}.yaml").is_file()
