@@ -188,7 +188,8 @@ def test_a_model_data_pair_brings_its_dev_searched_settings(model: str, data: st
         told = compose_cfg(overrides=[f"model={model}", f"data={data}", "model.optimizer.lr=0.5"])
         assert told.model.optimizer.lr == 0.5
     pairs = {p.stem for p in (CONF / "family" / "model_data").glob("*.yaml")}
-    assert pairs == {"cnn_sst2", "cnn_sst5", "rnn_sst2", "rnn_sst5", "fasttext_sst5"}  # each names a model and a data config
+    # each names a model and a data config
+    assert pairs == {"cnn_sst2", "cnn_sst5", "rnn_sst2", "rnn_sst5", "fasttext_sst5"}
     for pair in pairs:
         m, d = pair.split("_")
         assert (CONF / "model" / f"{m}.yaml").is_file() and (CONF / "data" / f"{d}.yaml").is_file()
