@@ -160,6 +160,7 @@ class TextClassifier(LightningModule):
             nn.init.zeros_(self.fc.bias)
             self.fc.bias.requires_grad_(False)
         self.max_norm = max_norm
+        self.label_smoothing = float(label_smoothing)
         # update=fasttext: the hand-written SGD of nnlab.models.fasttext_sgd instead of autograd + optimizer.step
         self.automatic_optimization = update == "autograd"
         self.loss_reduction = loss_reduction
@@ -218,7 +219,7 @@ class TextClassifier(LightningModule):
 
     def _log_stage(self, stage: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # smoothing is a training target only: val/loss stays the plain cross-entropy that checkpoints compare
-        eps = self.hparams.get("label_smoothing", 0.0) if stage == "train" else 0.0
+        eps = self.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits, y, label_smoothing=eps)
         n = y.shape[0]
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=n)
