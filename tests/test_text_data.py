@@ -395,3 +395,64 @@ def test_metrics_json_says_which_protocol_ran(tmp_path):
     from nnlab.models.fasttext_sgd import fasttext_kernel
 
     assert record["kernels"]["_fasttext"] == ("native" if fasttext_kernel() is not None else "torch")
+
+
+def test_sst2_fine_phrase_labels_keep_the_grades_and_score_binary(tmp_path):
+    d = _sst_dir(tmp_path)
+    (d / "trees").mkdir()
+    (d / "trees" / "train.txt").write_text(f"{TREE}\n{TREE_NEG}\n")
+    binary = SST2DataModule(data_dir=str(tmp_path), phrases=True)
+    binary.setup("fit")
+    dm = SST2DataModule(data_dir=str(tmp_path), phrases=True, phrase_labels="fine")
+    dm.setup("fit")
+    # the same phrases as the binary protocol (neutral ones left out), each keeping its grade
+    assert [t for _, t in dm.raw["train"]] == [t for _, t in binary.raw["train"]]
+    assert sorted(dm.raw["train"]) == sorted(
+        [("3", "It 's a very good"), ("4", "'s a very good"), ("3", "very good"), ("4", "good"),
+         ("1", "a dull film"), ("1", "dull")]
+    )  # fmt: skip
+    assert dm.train_labels == ["1", "3", "4"] and dm.labels == ["0", "1"]
+    # training targets are grade ids; validation and test stay negative (0) / positive (1)
+    assert dm.datasets["train"].labels.tolist() == [dm.train_labels.index(lab) for lab, _ in dm.raw["train"]]
+    assert dm.datasets["val"].labels.tolist() == [1, 0] and dm.datasets["test"].labels.tolist() == [1, 0]
+    kw = dm.model_kwargs()
+    assert kw["num_classes"] == 2 and kw["class_names"] == ["negative", "positive"]
+    assert kw["label_groups"] == [[0], [1, 2]]  # grade 1 -> negative; 3, 4 -> positive (no grade 0 here)
+    assert dm.data_info()["protocol"] == "phrases (sst/trees/train.txt, four grades)"
+    assert "label_groups" not in binary.model_kwargs()
+    # fine_neutral: every phrase, the neutral ones a fifth training class in no scored group
+    five = SST2DataModule(data_dir=str(tmp_path), phrases=True, phrase_labels="fine_neutral")
+    five.setup("fit")
+    assert len(five.raw["train"]) == 13 and ("2", "It") in five.raw["train"]
+    assert five.train_labels == ["1", "2", "3", "4"] and five.labels == ["0", "1"]
+    kw = five.model_kwargs()
+    assert kw["label_groups"] == [[0], [2, 3]] and kw["train_classes"] == 4 and kw["num_classes"] == 2
+    assert five.datasets["val"].labels.tolist() == [1, 0]
+    assert five.data_info()["protocol"] == "phrases (sst/trees/train.txt, five grades, neutral never scored)"
+    # Harvard NLP's fine phrase file when there are no trees: its neutral phrases are left out (fine)
+    (d / "trees" / "train.txt").unlink()
+    (d / "stsa.fine.phrases.train").write_text("4 good\n2 film\n0 awful\n")
+    flat = SST2DataModule(data_dir=str(tmp_path), phrases=True, phrase_labels="fine")
+    flat.setup("fit")
+    assert flat.raw["train"] == [("4", "good"), ("0", "awful")]
+    assert flat.model_kwargs()["label_groups"] == [[0], [1]]
+    flat5 = SST2DataModule(data_dir=str(tmp_path), phrases=True, phrase_labels="fine_neutral")
+    flat5.setup("fit")
+    assert flat5.raw["train"] == [("4", "good"), ("2", "film"), ("0", "awful")]
+    assert flat5.model_kwargs()["label_groups"] == [[0], [2]]
+    # sentence-level training has no grades to keep: it trains on the binary sentences
+    sentences = SST2DataModule(data_dir=str(tmp_path), phrases=False, phrase_labels="fine")
+    sentences.setup("fit")
+    assert sentences.labels == ["0", "1"] and "label_groups" not in sentences.model_kwargs()
+
+
+def test_fine_phrase_labels_refused_where_they_mean_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="data.phrase_labels"):
+        SST2DataModule(data_dir=str(tmp_path), phrase_labels="grades")
+    with pytest.raises(ConfigError, match="data.phrase_labels=fine is SST-2's"):
+        SST5DataModule(data_dir=str(tmp_path), phrase_labels="fine")
+    _sst_dir(tmp_path)  # sentences, no trees, no fine phrase file
+    with pytest.raises(DataError) as e:
+        SST2DataModule(data_dir=str(tmp_path), phrases=True, phrase_labels="fine").setup("fit")
+    msg = str(e.value)
+    assert "\n" not in msg and "trees/train.txt" in msg and "data.phrase_labels=binary" in msg

@@ -711,3 +711,96 @@ def test_hash_uniform_gives_the_same_bits_on_any_thread_count_and_without_the_ke
     assert -0.1 <= t.min() and t.max() < 0.1 and abs(t.mean()) < 0.005 and abs(t.std() - 0.1 / 3**0.5) < 0.005
     torch.manual_seed(6)
     assert not torch.equal(hash_init.hash_uniform_(torch.empty(1001, 10), 0.1), t)  # the seed comes from torch
+
+
+def test_label_groups_score_each_groups_renormalized_mass_and_train_on_the_fine_classes(tmp_path):
+    """p(k) = sum_{j in G_k} p_j / sum_{j in any G} p_j (written out here); training is CE on the fine targets."""
+    torch.manual_seed(0)
+    vocab = Vocab(["<pad>", "<unk>", "good", "bad", "dull"]).to_dict()
+    groups = [[0, 1], [2, 3]]
+    m = TextClassifier(vocab, 2, encoder="cnn", embed_dim=4, num_filters=2, label_groups=groups).eval()
+    assert m.fc.out_features == 4  # one output row per training class
+    tokens, lengths = torch.tensor([[2, 3, 4], [4, 2, 0]]), torch.tensor([3, 2])
+    fine = m.train_logits(tokens, lengths)
+    p = fine.softmax(-1)
+    expected = torch.stack([p[:, [0, 1]].sum(1), p[:, [2, 3]].sum(1)], 1)
+    torch.testing.assert_close(m(tokens, lengths).softmax(-1), expected / expected.sum(1, keepdim=True))
+    # training: the loss is the fine cross-entropy; its accuracy is in the scored classes, as val's
+    logged = {}
+    m.log = lambda name, value, **k: logged.setdefault(name, value)
+    y_fine = torch.tensor([3, 0])
+    loss = m._step((tokens, lengths, y_fine), "train")
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(fine, y_fine))
+    assert m.metrics["train_acc"].compute() == (m(tokens, lengths).argmax(1) == torch.tensor([1, 0])).float().mean()
+    # three scored classes from five training ones, one group of a single class: still the renormalized mass
+    m3 = TextClassifier(vocab, 3, encoder="rnn", embed_dim=4, hidden_size=3, label_groups=[[4], [0, 2], [1, 3]])
+    p = m3.eval().train_logits(tokens, lengths).softmax(-1)
+    mass = torch.stack([p[:, 4], p[:, [0, 2]].sum(1), p[:, [1, 3]].sum(1)], 1)
+    torch.testing.assert_close(m3(tokens, lengths).softmax(-1), mass)
+    # a checkpoint keeps the groups: load + predict give the scored classes
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(m.hparams), "state_dict": m.state_dict()}, ckpt)
+    loaded = TextClassifier.load(ckpt)
+    assert loaded.hparams.label_groups == groups and loaded.predict(["good bad dull"]).shape == (1, 2)
+    torch.testing.assert_close(
+        loaded.predict(["good bad dull", "dull good"]), m.predict(["good bad dull", "dull good"])
+    )
+
+
+def test_label_groups_on_the_fasttext_update_step_the_fine_rows():
+    torch.manual_seed(0)
+    vocab = Vocab(["<pad>", "<unk>", *[f"w{i}" for i in range(8)]]).to_dict()
+    kw = dict(encoder="fasttext", embed_dim=4, ngrams=1, buckets=5, dropout=0.0, max_norm=None)
+    a = TextClassifier(vocab, 2, label_groups=[[0, 1], [2, 3]], **kw)
+    torch.nn.init.normal_(a.fc.weight)
+    b = TextClassifier(vocab, 2, label_groups=[[0, 1], [2, 3]], **kw)
+    b.load_state_dict(a.state_dict())
+    tokens, lengths, y = torch.tensor([[2, 3, 4], [5, 6, 0]]), torch.tensor([3, 2]), torch.tensor([3, 1])
+    ids, offsets = a.encoder.bags(tokens, lengths)
+    fasttext_sgd_examples(a, ids, offsets, y, torch.full((2,), 0.2))
+    for i in range(2):  # autograd + SGD, one example at a time, on the fine classes
+        opt = torch.optim.SGD(b.parameters(), lr=0.2)
+        torch.nn.functional.cross_entropy(
+            b.train_logits(tokens[i : i + 1], lengths[i : i + 1]), y[i : i + 1]
+        ).backward()
+        opt.step()
+        opt.zero_grad()
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("groups", "train_classes"),
+    [([[0, 1]], None), ([[0], []], None), ([[0, 1], [1, 2]], None), ([[0], ["1"]], None), ([[0], [True]], None),
+     ("01", None), ([[0], [2]], 2), (None, 3)],
+)  # fmt: skip
+def test_label_groups_malformed_is_one_line(groups, train_classes):
+    vocab = Vocab(["<pad>", "<unk>", "good"]).to_dict()
+    with pytest.raises(ConfigError, match="model.label_groups|model.train_classes") as e:
+        TextClassifier(
+            vocab, 2, encoder="cnn", embed_dim=4, num_filters=2, label_groups=groups, train_classes=train_classes
+        )
+    assert "\n" not in str(e.value)
+
+
+def test_a_training_class_in_no_group_is_trained_on_and_never_scored():
+    """SST-2 with neutral phrases: five training classes, neutral (2) in no group."""
+    torch.manual_seed(0)
+    vocab = Vocab(["<pad>", "<unk>", "good", "bad", "dull"]).to_dict()
+    m = TextClassifier(vocab, 2, encoder="cnn", embed_dim=4, num_filters=2, label_groups=[[0, 1], [3, 4]])
+    assert m.fc.out_features == 5 and m.hparams.train_classes == 5
+    assert TextClassifier(vocab, 2, encoder="cnn", label_groups=[[0], [1]], train_classes=3).fc.out_features == 3
+    tokens, lengths = torch.tensor([[2, 3, 4], [4, 2, 0], [3, 3, 0]]), torch.tensor([3, 2, 2])
+    m.eval()
+    p = m.train_logits(tokens, lengths).softmax(-1)
+    mass = torch.stack([p[:, [0, 1]].sum(1), p[:, [3, 4]].sum(1)], 1)
+    torch.testing.assert_close(m(tokens, lengths).softmax(-1), mass / mass.sum(1, keepdim=True))
+    m.log = lambda *a, **k: None
+    y = torch.tensor([2, 4, 0])  # the neutral example counts in the loss, not in the scored accuracy
+    loss = m._step((tokens, lengths, y), "train")
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(m.train_logits(tokens, lengths), y))
+    hits = (m(tokens, lengths)[1:].argmax(1) == torch.tensor([1, 0])).float().mean()
+    assert m.metrics["train_acc"].compute() == hits
+    m.metrics["train_acc"].reset()
+    m._step((tokens[:1], lengths[:1], y[:1]), "train")  # a batch of neutral phrases only: nothing to score
+    assert m.metrics["train_acc"].update_count == 0

@@ -14,9 +14,12 @@ from pathlib import Path
 from nnlab.data.readers import ReadReport, read_lines
 from nnlab.data.sst_trees import sst_phrases
 from nnlab.data.text import TextDataModule
-from nnlab.utils.errors import ConfigError, DataError
+from nnlab.utils.errors import ConfigError, DataError, choice_error
 
 log = logging.getLogger(__name__)
+
+#: SST-2's training labels for its phrases (data.phrase_labels): see conf/data/sst2.yaml
+PHRASE_LABELS = ("binary", "fine", "fine_neutral")
 
 
 class _SSTDataModule(TextDataModule):
@@ -34,14 +37,28 @@ class _SSTDataModule(TextDataModule):
     hub_id = ""
     phrases_hub_id: tuple[str, str] | None = None
 
-    def __init__(self, phrases: bool | str = "auto", phrase_batch_size: int | None = None, **kw):
+    def __init__(
+        self,
+        phrases: bool | str = "auto",
+        phrase_batch_size: int | None = None,
+        phrase_labels: str = "binary",
+        **kw,
+    ):
         super().__init__(**kw)
         if phrases not in (True, False, "auto"):
             raise ConfigError(f"data.phrases={phrases!r} must be true, false or auto")
         if phrase_batch_size is not None and (isinstance(phrase_batch_size, bool) or phrase_batch_size < 1):
             raise ConfigError(f"data.phrase_batch_size={phrase_batch_size!r} must be >= 1, or null for data.batch_size")
+        if phrase_labels not in PHRASE_LABELS:
+            raise choice_error("data.phrase_labels", phrase_labels, PHRASE_LABELS)
+        if phrase_labels != "binary" and self.prefix != "binary":
+            raise ConfigError(
+                f"data.phrase_labels={phrase_labels} is SST-2's (its phrases keep their grades); {self.name} trains "
+                "on its five labels already: drop the key"
+            )
         self.phrases = phrases
         self.phrase_batch_size = phrase_batch_size
+        self.phrase_labels = phrase_labels
 
     def local_phrases(self) -> Path | None:
         """The local source of the training phrases, if there is one: Harvard NLP's flat file, else the trees."""
@@ -75,20 +92,15 @@ class _SSTDataModule(TextDataModule):
         return splits
 
     def load_phrases(self, d: Path) -> list[tuple[str, str]]:
+        if self.phrase_labels != "binary":
+            return self.load_graded_phrases(d, neutral=self.phrase_labels == "fine_neutral")
         flat, trees = d / f"stsa.{self.prefix}.phrases.train", d / "trees" / "train.txt"
         if flat.is_file():
             self.protocol = f"phrases ({flat.name})"
             return self._read(flat, "label_first")
         if trees.is_file():
             self.protocol = "phrases (sst/trees/train.txt)"
-            report = ReadReport(str(trees), format="SST trees")
-            phrases = sst_phrases(
-                read_lines(trees, self.encoding, report), self.prefix == "binary", report, self.lowercase
-            )
-            if report.skipped:
-                log.warning(report.summary())
-            self._accept(report)
-            return phrases
+            return self._tree_phrases(trees, binary=self.prefix == "binary")
         looked = f"{flat} or {trees}"
         if self.phrases_hub_id is None:
             raise DataError(
@@ -99,6 +111,32 @@ class _SSTDataModule(TextDataModule):
         self.protocol = f"phrases (hub {hub_id} {config})"
         hub = self._hub(hub_id, looked, config=config, hint="or set data.phrases=false")
         return [(str(r["label"]), r["sentence"]) for r in hub["train"]]
+
+    def _tree_phrases(self, trees: Path, binary: bool, grades: bool = False) -> list[tuple[str, str]]:
+        report = ReadReport(str(trees), format="SST trees")
+        phrases = sst_phrases(read_lines(trees, self.encoding, report), binary, report, self.lowercase, grades=grades)
+        if report.skipped:
+            log.warning(report.summary())
+        self._accept(report)
+        return phrases
+
+    def load_graded_phrases(self, d: Path, neutral: bool) -> list[tuple[str, str]]:
+        """SST-2's training phrases with their grades as training labels, scored as negative (0, 1) / positive
+        (3, 4): the non-neutral phrases (``fine``), or every phrase, neutral (2) ones trained on as a fifth
+        class that is never scored (``fine_neutral``); from the trees, else Harvard NLP's fine phrase file."""
+        trees, flat = d / "trees" / "train.txt", d / "stsa.fine.phrases.train"
+        self.train_label_map = {"0": "0", "1": "0", "3": "1", "4": "1"} | ({"2": None} if neutral else {})
+        what = "five grades, neutral never scored" if neutral else "four grades"
+        if trees.is_file():
+            self.protocol = f"phrases (sst/trees/train.txt, {what})"
+            return self._tree_phrases(trees, binary=not neutral, grades=True)
+        if flat.is_file():
+            self.protocol = f"phrases ({flat.name}, {what})"
+            return [(lab, text) for lab, text in self._read(flat, "label_first") if neutral or lab != "2"]
+        raise DataError(
+            f"dataset {self.name!r}: data.phrase_labels={self.phrase_labels} needs the phrases' grades, in {trees} "
+            f"or {flat} (the hub's SST-2 phrases are binary); or set data.phrase_labels=binary"
+        )
 
 
 class SST2DataModule(_SSTDataModule):

@@ -48,12 +48,13 @@ def parse_sst_tree(line: str) -> list[tuple[int, list[str]]]:
 
 
 def sst_phrases(
-    trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport, lowercase: bool = False
+    trees: Sequence[tuple[int, str]], binary: bool, report: ReadReport, lowercase: bool = False, grades: bool = False
 ) -> list[tuple[str, str]]:
     """The distinct phrases of SST trees ``(lineno, tree)`` with their labels: 0-4 as they are, or for
     SST-2 0/1 -> "0", 3/4 -> "1" with neutral (2) phrases left out (Socher et al. 2013; Kim 2014).
-    With ``lowercase`` phrases that differ only in case count once (the model would see them as one).
-    ``report.examples`` counts the trees read."""
+    ``grades`` (with ``binary``): the same phrases, keeping their labels 0, 1, 3, 4 (SST-2's
+    ``data.phrase_labels=fine``). With ``lowercase`` phrases that differ only in case count once (the model
+    would see them as one). ``report.examples`` counts the trees read."""
     out, seen = [], set()
     for lineno, line in trees:
         if not line.strip():
@@ -68,7 +69,7 @@ def sst_phrases(
             if binary:
                 if label == 2:
                     continue
-                label = int(label > 2)
+                label = label if grades else int(label > 2)
             text = " ".join(words)
             key = text.lower() if lowercase else text
             if key not in seen:

@@ -83,6 +83,9 @@ class TextDataModule(LightningDataModule):
     protocol = "sentences"
     #: display names of the classes, in label order; None: the label strings themselves
     class_names: list[str] | None = None
+    #: training label -> the label it is scored as (None: trained on, never scored), when the training split
+    #: has finer labels than val/test (SST-2's grades, ``data.phrase_labels``); None: one label set for all splits
+    train_label_map: dict[str, str] | None = None
 
     def __init__(
         self,
@@ -180,10 +183,20 @@ class TextDataModule(LightningDataModule):
         self.raw = {k: v for k, v in splits.items() if v is not None}
         sizes = ", ".join(f"{len(v):,} {k}" for k, v in self.raw.items())
         log.info(f"{self.name}: training on {self.protocol}; {sizes} examples; training batches of {self.batch_size}")
-        self.labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
+        train_labels = self.label_order(sorted({lab for lab, _ in self.raw["train"]}))
+        fine = self.train_label_map
+        if fine is not None and set(train_labels) - set(fine):
+            raise DataError(
+                f"dataset {self.name!r}: training labels {sorted(set(train_labels) - set(fine))} have no scored label"
+            )
+        scored = train_labels if fine is None else {fine[lab] for lab in train_labels} - {None}
+        self.labels = self.label_order(sorted(scored))
         if len(self.labels) < 2:
             raise DataError(f"dataset {self.name!r}: the training split has {len(self.labels)} label(s); need >= 2")
         label_index = {lab: i for i, lab in enumerate(self.labels)}
+        #: the training split's label ids (its finer labels when train_label_map is set)
+        self.train_labels = train_labels
+        train_index = {lab: i for i, lab in enumerate(train_labels)}
         tokens = {split: [self._tok(t) for _, t in examples] for split, examples in self.raw.items()}
         truncated = dict.fromkeys(tokens, 0)
         if self.max_length:
@@ -192,7 +205,8 @@ class TextDataModule(LightningDataModule):
         self.vocab = Vocab.build(tokens["train"], self.min_freq, self.max_size, self.lowercase, self.tokenizer)
         self.text_stats = {}
         for split, examples in self.raw.items():
-            unknown = Counter(lab for lab, _ in examples if lab not in label_index)
+            index = train_index if split == "train" else label_index
+            unknown = Counter(lab for lab, _ in examples if lab not in index)
             if unknown:
                 raise DataError(
                     f"dataset {self.name!r}: the {split} split has labels not in the training split: "
@@ -213,7 +227,7 @@ class TextDataModule(LightningDataModule):
                     f"{self.name} {split}: {empty} of {len(ids)} sentences are empty after tokenization; "
                     "each is read as a single <unk>"
                 )
-            self.datasets[split] = EncodedText(ids, [label_index[lab] for lab, _ in examples], self.vocab.unk_index)
+            self.datasets[split] = EncodedText(ids, [index[lab] for lab, _ in examples], self.vocab.unk_index)
 
     def _tok(self, text: str) -> list[str]:
         return tokenize(text, self.lowercase, self.tokenizer)
@@ -231,12 +245,19 @@ class TextDataModule(LightningDataModule):
         if self.vocab is None:
             raise DataError("call setup('fit') before model_kwargs()")
         names = self.class_names if self.class_names is not None else list(self.labels)
-        return {
+        kw = {
             "vocab": self.vocab.to_dict(),
             "num_classes": len(self.labels),
             "class_names": list(names),
             "pad_index": self.vocab.pad_index,
         }
+        if self.train_label_map is not None:
+            kw["label_groups"] = [
+                [i for i, lab in enumerate(self.train_labels) if self.train_label_map[lab] == scored]
+                for scored in self.labels
+            ]
+            kw["train_classes"] = len(self.train_labels)
+        return kw
 
     def split_sizes(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.datasets.items()}

@@ -122,7 +122,7 @@ def fasttext_sgd_examples(
     usable = all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in (emb, w, c))
     if lib is None or not usable:
         _say_once("fastText's C kernel is not in use here: the same per-example SGD runs in torch, more slowly")
-        onehot = F.one_hot(labels, model.hparams.num_classes).to(w.dtype)
+        onehot = F.one_hot(labels, w.shape[0]).to(w.dtype)
         out = []
         for b in range(steps):
             i = int(order[b]) if order is not None else b

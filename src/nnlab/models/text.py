@@ -45,6 +45,33 @@ def linear_decay(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.op
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: max(0.0, 1.0 - t / total))
 
 
+def check_label_groups(
+    groups: list[list[int]] | None, num_classes: int, train_classes: int | None
+) -> tuple[list[list[int]] | None, int]:
+    """``(model.label_groups as plain lists of ints, the number of training classes)``, or a ConfigError: one
+    group per scored class, each a non-empty list of training-class indices below ``train_classes`` (default:
+    the largest index + 1), no index in two groups. A training class in no group is trained on, never scored."""
+    if groups is None:
+        if train_classes is not None and train_classes != num_classes:
+            raise ConfigError(f"model.train_classes={train_classes} needs model.label_groups (or must be null)")
+        return None, num_classes
+    if not isinstance(groups, list) or len(groups) != num_classes:
+        raise ConfigError(
+            f"model.label_groups={groups!r} must be a list of {num_classes} groups (one per scored class) or null"
+        )
+    flat = [i for g in groups for i in (g if isinstance(g, list) else [None])]
+    if any(not isinstance(g, list) or not g for g in groups) or any(
+        isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in flat
+    ):
+        raise ConfigError(f"model.label_groups={groups!r}: each group must be a non-empty list of class indices >= 0")
+    if len(set(flat)) != len(flat):
+        raise ConfigError(f"model.label_groups={groups!r}: a training class is in two groups")
+    n = 1 + max(flat) if train_classes is None else int(train_classes)
+    if max(flat) >= n:
+        raise ConfigError(f"model.label_groups={groups!r}: class {max(flat)} >= model.train_classes={n}")
+    return [[int(i) for i in g] for g in groups], n
+
+
 class TextClassifier(LightningModule):
     """Sentence classifier over one of the ``nnlab.nn.text`` encoders.
 
@@ -65,6 +92,15 @@ class TextClassifier(LightningModule):
             ``w_ema <- d_t w_ema + (1 - d_t) w`` with ``d_t = min(d, (1 + t) / (10 + t))`` (a short warm-up, so
             the average is not held at the random init). Validation and test run on the averaged weights, so
             the best checkpoint stores them; training goes on from the raw ones (docs/text.md).
+        label_groups: the classes the model is scored on, each a list of the finer classes it trains on (e.g.
+            ``[[0, 1], [3, 4]]``: SST-2's negative / positive over SST's five grades), or null: it trains on the
+            classes it is scored on. train_classes: how many training classes (default: the largest index in a
+            group + 1); one in no group (SST's neutral) is trained on, never scored. The output layer has one
+            row per training class, and a scored class's logit is ``logsumexp`` over its group, so its
+            probability is the group's mass renormalized over the groups,
+            ``p(k) = sum_{j in G_k} p_j / sum_{j in any G} p_j``. Training targets are training-class
+            indices; validation, test, ``forward`` and ``predict`` are in the scored classes (docs/text.md,
+            "Fine-grained training targets").
         label_smoothing: ``eps`` of the training loss ``(1 - eps) CE(p, y) + eps * mean_k(-log p_k)`` (Szegedy
             et al. 2016; ``F.cross_entropy``'s ``label_smoothing``); validation and test losses are plain CE.
         **encoder_kwargs: the encoder's own options (filter_widths, num_filters, pool, k, embed_dropout,
@@ -93,6 +129,8 @@ class TextClassifier(LightningModule):
         update: str = "autograd",
         ema: float | None = None,
         label_smoothing: float = 0.0,
+        label_groups: list[list[int]] | None = None,
+        train_classes: int | None = None,
         **encoder_kwargs,
     ):
         super().__init__()
@@ -114,6 +152,7 @@ class TextClassifier(LightningModule):
             raise ConfigError(f"model.ema={ema}: the averaging decay must be in (0, 1), e.g. 0.99, or null for none")
         if num_classes < 2:
             raise ConfigError(f"num_classes={num_classes}: a classifier needs at least 2 classes")
+        label_groups, train_classes = check_label_groups(_plain(label_groups), num_classes, train_classes)
         vocab = _plain(vocab)
         encoder_kwargs = _plain(encoder_kwargs)
         self.save_hyperparameters(
@@ -133,6 +172,8 @@ class TextClassifier(LightningModule):
                 "update": update,
                 "ema": None if ema is None else float(ema),
                 "label_smoothing": float(label_smoothing),
+                "label_groups": label_groups,
+                "train_classes": None if label_groups is None else train_classes,
                 **encoder_kwargs,
             }
         )
@@ -150,7 +191,14 @@ class TextClassifier(LightningModule):
             **encoder_kwargs,
         )
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.encoder.output_dim, num_classes)
+        self.label_groups = label_groups
+        self.fc = nn.Linear(self.encoder.output_dim, train_classes)
+        if label_groups is not None:
+            # the scored class of each training class (-1: none): maps training targets for the training metrics
+            group_of = torch.full((train_classes,), -1, dtype=torch.long)
+            for k, g in enumerate(label_groups):
+                group_of[g] = k
+            self.register_buffer("group_of", group_of, persistent=False)
         if encoder == "fasttext":
             # fastText starts its output matrix at zero, and has no output bias: the bias stays at zero (frozen,
             # so a checkpoint from before, with a trained one, still loads and predicts as it was trained).
@@ -187,12 +235,23 @@ class TextClassifier(LightningModule):
 
     # ------------------------------------------------------------------ forward / steps
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes)."""
+        """Logits (N, num_classes) of the classes the model is scored on."""
+        return self.scored_logits(self.train_logits(tokens, lengths))
+
+    def train_logits(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits of the training classes (the output layer's rows; = ``forward`` without label_groups)."""
         return self.fc(self.dropout(self.encoder(tokens, lengths)))
+
+    def scored_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Training-class logits -> scored-class logits: ``logsumexp`` over each of ``label_groups``."""
+        if self.label_groups is None:
+            return logits
+        return torch.stack([logits[:, g].logsumexp(dim=1) for g in self.label_groups], dim=1)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         tokens, lengths, y = batch
-        loss = self._log_stage(stage, self(tokens, lengths), y)
+        logits = self.train_logits(tokens, lengths) if stage == "train" else self(tokens, lengths)
+        loss = self._log_stage(stage, logits, y)
         return loss * y.shape[0] if self.loss_reduction == "sum" else loss
 
     def training_step(self, batch, batch_idx):
@@ -223,6 +282,13 @@ class TextClassifier(LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=eps)
         n = y.shape[0]
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=n)
+        if stage == "train" and self.label_groups is not None:
+            # training targets are the finer classes; its acc and f1 are in the scored ones, as val's and test's
+            scored = self.group_of[y]
+            keep = scored >= 0
+            logits, y, n = self.scored_logits(logits)[keep], scored[keep], int(keep.sum())
+            if not n:
+                return loss
         for name in ("acc", "f1"):
             metric = self.metrics[f"{stage}_{name}"]
             metric(logits.detach(), y)

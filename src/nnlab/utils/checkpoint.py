@@ -61,7 +61,7 @@ def check_fits(ckpt: dict[str, Any], family: str | None, model_kwargs: dict[str,
             f"pass a checkpoint of the same model family (or drop ckpt_path to start fresh)"
         )
     trained = info.get("model_kwargs", {})
-    for key in ("class_names", "num_classes", "vocab", "input_shape"):
+    for key in ("class_names", "num_classes", "label_groups", "train_classes", "vocab", "input_shape"):
         if key in trained and key in model_kwargs and trained[key] != model_kwargs[key]:
             raise CheckpointError(
                 f"checkpoint of {trained_family} was trained with another {key} than data={data_name} provides"
