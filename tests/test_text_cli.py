@@ -257,3 +257,33 @@ def test_bench_text_times_before_and_after_on_sentences_and_phrases(tmp_path):
     # the phrases train in the dev-searched batches of 200 after, in the sentences' 50 before
     assert [(r["before"]["batch_size"], r["after"]["batch_size"]) for r in rows] == [(50, 50), (50, 200)]
     assert "| cnn | SST-2 phrases | 6 | 50 → 200 |" in proc.stdout
+
+
+def test_sst2_neutral_phrases_train_end_to_end_and_the_checkpoint_scores_binary(tmp_path):
+    """data.phrase_labels=fine_neutral through train.py: five training grades, binary metrics, and a checkpoint
+    that eval.py scores again on the binary test sentences."""
+    d = tmp_path / "data" / "sst"
+    (d / "trees").mkdir(parents=True)
+    pos = ["superb", "moving", "great"]
+    neg = ["awful", "dull", "boring"]
+    trees = [f"({4 - i % 2} (2 film) ({4 - i % 2} {pos[i % 3]}))" for i in range(6)]
+    trees += [f"({i % 2} (2 plot) ({i % 2} {neg[i % 3]}))" for i in range(6)]
+    trees += ["(2 (2 a) (2 film))"]
+    (d / "trees" / "train.txt").write_text("\n".join(trees) + "\n")
+    for split in ("train", "dev", "test"):
+        (d / f"stsa.binary.{split}").write_text("1 a superb film\n0 a dull plot\n1 great film\n0 boring awful plot\n")
+    run_dir = tmp_path / "run"
+    data = [f"paths.data_dir={tmp_path / 'data'}", "data=sst2", "data.phrase_labels=fine_neutral"]
+    res = run_cli("train.py", "model=cnn", *data, *FAST, "trainer.max_epochs=8", run_dir=run_dir)
+    assert res.rc == 0, res
+    m = res.metrics
+    assert m["data"]["protocol"] == "phrases (sst/trees/train.txt, five grades, neutral never scored)"
+    assert m["data"]["train_examples"] == 16  # 7 distinct phrases per sentiment, and the neutral "a film", "a"
+    saved = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    hp = saved["hyper_parameters"]
+    assert hp["num_classes"] == 2 and hp["train_classes"] == 5 and hp["label_groups"] == [[0, 1], [3, 4]]
+    assert saved["state_dict"]["fc.weight"].shape[0] == 5
+    # eval.py on the checkpoint alone takes its stored data settings (fine_neutral's vocabulary included)
+    again = run_cli("eval.py", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}", run_dir=tmp_path / "eval")
+    assert again.rc == 0, again
+    assert again.metrics["test/acc"] == pytest.approx(m["test/acc"])
