@@ -69,6 +69,7 @@ def test_scripts_are_the_same_commands(script: str) -> None:
         (["train", "model=transfomer"], "model=transfomer is not an option of model; choose one of: cnn, convnet"),
         (["train", "data=sst3"], "data=sst3 is not an option of data; did you mean data=sst"),
         (["eval", "ckpt_pth=x.ckpt"], "did you mean ckpt_path?"),
+        (["eval", "ckpt_path=x.ckpt", "model=cnn"], "model is not a setting of nnlab eval (the checkpoint brings its"),
         (["trian"], "'trian' is not an nnlab command; did you mean `nnlab train`?"),
         (["generate", "ckpt_pth=x"], "ckpt_pth is not a key of nnlab generate; did you mean ckpt_path?"),
         (["generate", "ckpt_path=/nonexistent.ckpt", "words=-5"], "words=-5 must be >= 1"),

@@ -128,6 +128,10 @@ def explain(exc: BaseException, config_name: str, overrides: Sequence[str]) -> s
             key = m.group(1).lstrip("+~")
             valid = _config_keys(config_name, overrides)
             groups = [p.name for p in conf_dir().iterdir() if p.is_dir()]
+            if key in groups and key not in valid:
+                # a group another command composes (eval's model comes with its checkpoint): no near miss
+                why = " (the checkpoint brings its model)" if (config_name, key) == ("eval", "model") else ""
+                return f"{key} is not a setting of {cmd}{why}; `{cmd} --cfg job` prints every key"
             guess = nearest(key, [*valid, *groups])
             hint = f"did you mean {guess}?" if guess else f"`{cmd} --cfg job` prints every key"
             return f"{key} is not a config key; {hint} (add a new key with +{key}=...)"
